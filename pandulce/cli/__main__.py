@@ -1,0 +1,3 @@
+from pandulce.cli import main
+
+main(prog_name="pandulce")
