@@ -25,9 +25,10 @@ def main(verbose: bool) -> None:
 
 
 def _register_commands() -> None:
-    from pandulce.cli import ml
+    from pandulce.cli import ml, queue
 
     ml.register(main)
+    queue.register(main)
 
 
 _register_commands()

@@ -70,8 +70,10 @@ def train(dataset, out_dir, backbone, weights, epochs, seed, views, plain_view, 
         f"{result.seconds:.1f} s. Model written to {out_dir}"
     )
     if register:
+        from pandulce.cli.queue import ensure_schema
         from pandulce.registry import register_model_dir
 
+        ensure_schema()
         version = register_model_dir(out_dir, activate=activate)
         click.echo(f"Registered model version {version.id}{' (active)' if version.is_active else ''}.")
 

@@ -1,0 +1,29 @@
+"""Apply the Alembic migrations in migrations/ to the configured database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+from pandulce.config import get_settings
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def alembic_config(database_url: str | None = None) -> Config:
+    config = Config(str(REPO_ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(REPO_ROOT / "migrations"))
+    config.attributes["database_url"] = database_url or get_settings().sqlalchemy_url
+    return config
+
+
+def upgrade(database_url: str | None = None, revision: str = "head") -> None:
+    """Migrate the database up to `revision` (default: the newest)."""
+    command.upgrade(alembic_config(database_url), revision)
+
+
+def downgrade(database_url: str | None = None, revision: str = "base") -> None:
+    """Migrate the database down to `revision` (default: empty)."""
+    command.downgrade(alembic_config(database_url), revision)
