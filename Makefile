@@ -1,10 +1,10 @@
-# Set-up and the two everyday commands: `make demo` (the main job) and `make test`.
+# Set-up and the two everyday commands: `make run` (the main job) and `make test`.
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 DATASET ?= ../shared/datasets/pan-dulce
 
-.PHONY: demo test bench clean
+.PHONY: run demo test bench clean
 
 $(BIN)/pandulce: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,7 +14,11 @@ $(BIN)/pandulce: pyproject.toml
 	$(BIN)/pip install --quiet -e ".[test]"
 	touch $@
 
-# Train on the photo set and classify it: the main job until the web app lands.
+# The whole stack on this machine: Redis, workers and the web app, with SQLite.
+run: $(BIN)/pandulce
+	$(BIN)/pandulce stack --dataset $(DATASET)
+
+# Train on the photo set and classify it from the command line.
 demo: $(BIN)/pandulce
 	$(BIN)/pandulce train $(DATASET) --backbone efficientnet-lite0 --out models/demo
 	$(BIN)/pandulce classify $(DATASET) --model models/demo --out results/demo.csv
@@ -23,9 +27,10 @@ test: $(BIN)/pandulce
 	bash scripts/test-services.sh
 	$(BIN)/python -m pytest
 
-bench: $(BIN)/pandulce
+bench: demo
 	$(BIN)/python bench/train_speed.py --backbone efficientnet-lite0
 	$(BIN)/python bench/classify_speed.py --model models/demo
+	$(BIN)/python bench/queue_throughput.py --model models/demo
 
 clean:
 	rm -rf $(VENV) models results

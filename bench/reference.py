@@ -1,9 +1,9 @@
 """The reference notebook's training and prediction loops, reproduced as the baseline for bench/.
 
-Everything here runs the way the notebook ran it: transforms applied to every
-photo on every epoch, float32, the whole model in train mode during training
-(so the frozen backbone's BatchNorm layers still update their statistics), and
-validation recomputed through the backbone every epoch.
+Everything here runs the way the notebook ran it. Transforms are applied to
+every photo on every epoch, in float32. The whole model is in train mode during
+training, so the frozen backbone's BatchNorm layers still update their
+statistics. Validation is recomputed through the backbone every epoch.
 """
 
 from __future__ import annotations

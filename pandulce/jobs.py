@@ -60,9 +60,9 @@ def create_job(session: Session, entries: Iterable[UploadEntry], *, name: str, s
     """Store every photo of an upload and add the job, its photos and its chunks (not yet queued).
 
     System files and files that are not photos become `skipped` photos with
-    their reason. Raises UploadError when a limit is broken; the caller's
-    rollback then leaves no job behind (stored photo files are shared by
-    content and may be reused by a later upload).
+    their reason. Raises UploadError when a limit is broken, and the caller's
+    rollback then leaves no job behind. Photo files already stored stay, since
+    files are shared by content and a later upload may reuse them.
     """
     settings = settings or get_settings()
     limits = limits or UploadLimits()

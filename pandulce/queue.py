@@ -112,7 +112,7 @@ def quick_result_key(request_id: str, settings: Settings | None = None) -> str:
 
 
 def store_quick_result(request_id: str, result: dict, settings: Settings | None = None) -> None:
-    """Keep a quick-test answer in Redis for ten minutes: it belongs to no job, so SQL does not keep it."""
+    """Keep a quick-test result in Redis for ten minutes, because it belongs to no job and SQL does not keep it."""
     settings = settings or get_settings()
     with celery_app(settings).connection_for_write() as connection:
         connection.default_channel.client.set(quick_result_key(request_id, settings), json.dumps(result),
@@ -120,7 +120,7 @@ def store_quick_result(request_id: str, result: dict, settings: Settings | None 
 
 
 def fetch_quick_result(request_id: str, settings: Settings | None = None) -> dict | None:
-    """Return a quick-test answer, or None while the worker is still on it."""
+    """Return a quick-test result, or None while the worker is still classifying the photo."""
     settings = settings or get_settings()
     with celery_app(settings).connection_for_write() as connection:
         raw = connection.default_channel.client.get(quick_result_key(request_id, settings))

@@ -30,7 +30,7 @@ class Stack:
     workers: list = field(default_factory=list)
 
     def start_worker(self, concurrency: int = 2, extra_env: dict | None = None, log_name: str | None = None):
-        """Start `pandulce worker` as its own process and wait until Celery says it is ready."""
+        """Start `pandulce worker` as its own process and wait until Celery logs that it is ready."""
         log_path = self.data_dir / (log_name or f"worker-{len(self.workers)}.log")
         log_file = log_path.open("w")
         process = subprocess.Popen(

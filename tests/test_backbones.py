@@ -109,3 +109,20 @@ def test_backbone_stays_in_eval_mode_when_training():
     assert not model.backbone.training
     assert not any(module.training for module in model.backbone.modules())
     assert not any(parameter.requires_grad for parameter in model.backbone.parameters())
+
+
+@pytest.mark.parametrize("backbone", ["efficientnet-lite0", "resnet50"])
+def test_inference_copy_folds_every_batchnorm(backbone, random_resnet50_weights):
+    from training.inference import InferenceBackbone
+
+    weights = random_resnet50_weights if backbone == "resnet50" else None
+    model, _ = build_model(backbone, 10, weights=weights)
+    inference = InferenceBackbone(model.backbone, compile_backbone=False, batch_size=4)
+    images = torch.rand(2, 3, 224, 224)
+
+    with torch.inference_mode():
+        expected = model.backbone(images)
+        folded = inference(images)
+    assert not any(isinstance(module, torch.nn.BatchNorm2d) for module in inference.module.modules())
+    assert any(isinstance(module, torch.nn.BatchNorm2d) for module in model.backbone.modules())
+    assert torch.allclose(folded, expected, rtol=1e-3, atol=1e-3 * expected.abs().max().item())

@@ -81,7 +81,7 @@ def test_classify_rejects_an_unknown_output_format(bad_folder, lite0_model, tmp_
     assert not (tmp_path / "out.xlsx").exists()
 
 
-def test_classify_rejects_a_folder_that_is_not_a_model(bad_folder, tmp_path):
+def test_classify_rejects_non_model_folder(bad_folder, tmp_path):
     folder, _ = bad_folder
 
     result = CliRunner().invoke(main, ["classify", str(folder), "--model", str(tmp_path), "--out",

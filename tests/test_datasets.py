@@ -29,7 +29,7 @@ def test_split_parts_are_disjoint_and_complete(dataset_root):
     assert len(set(every.tolist())) == 1634
 
 
-def test_folder_layout_gives_the_same_order_as_the_csv(dataset_root, tmp_path):
+def test_folder_layout_matches_csv_order(dataset_root, tmp_path):
     from_csv = load_dataset(dataset_root / "labels.csv")
     tree = tmp_path / "tree"
     tree.mkdir()

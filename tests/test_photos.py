@@ -180,7 +180,7 @@ def test_open_photo_returns_an_independent_image():
     assert image.getpixel((0, 0)) == (1, 2, 3)
 
 
-def test_draft_decoding_keeps_at_least_the_requested_size_and_reports_the_original():
+def test_draft_decoding_keeps_requested_size():
     image = open_photo(make.jpeg_bytes(size=(2000, 1200)), draft_size=(256, 256))
 
     assert image.size == (500, 300)

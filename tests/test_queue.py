@@ -58,7 +58,7 @@ def prediction_rows(job_id):
             .order_by(Prediction.photo_id)).all()
 
 
-def test_job_of_real_photos_gets_one_prediction_per_photo(stack, photo_folder):
+def test_job_predicts_each_photo_once(stack, photo_folder):
     job_id = submit_folder(photo_folder)
     wait_for_job(job_id)
 
@@ -140,7 +140,8 @@ def test_bad_files_fail_alone_with_their_reasons(stack, real_photo, tmp_path):
         assert photos[".DS_Store"].error_code == "system_file"
         assert photos["notes.txt"].error_code == "not_a_photo"
         assert photos["notes.txt"].stored_path is None
-        assert photos["rotated.jpg"].width == 20 and photos["rotated.jpg"].height == 40
+        assert photos["rotated.jpg"].width == 20
+        assert photos["rotated.jpg"].height == 40
         assert (job.status, job.done_count, job.failed_count, job.skipped_count) == (JobStatus.DONE, 6, 3, 3)
 
 
@@ -251,7 +252,7 @@ def test_same_photo_is_stored_once(stack, photo_folder):
     assert len(list((stack.data_dir / "photos").rglob("*.jpg"))) >= 120
 
 
-def test_new_active_version_is_used_by_the_next_job(stack, lite0_model, photo_folder):
+def test_next_job_uses_new_active_version(stack, lite0_model, photo_folder):
     with session_scope() as session:
         old = session.scalar(select(ModelVersion).where(ModelVersion.is_active.is_(True)))
     new = register_model_dir(lite0_model, activate=True)
@@ -375,3 +376,36 @@ def test_cli_models_list_marks_the_active_version(stack):
     listing = pandulce("models", "list").stdout
 
     assert f"* {stack.model_version_id:4d}" in listing
+
+
+def test_chunks_routed_to_gpu_queue(stack):
+    import redis
+
+    from pandulce.config import get_settings
+    from pandulce.queue import GPU_HEARTBEAT_PREFIX, celery_app, gpu_workers_present
+
+    settings = get_settings()
+    client = redis.Redis.from_url(settings.redis_url)
+    key = f"{settings.queue_prefix}{GPU_HEARTBEAT_PREFIX}test-host:1"
+    assert not gpu_workers_present(celery_app(settings), settings)
+
+    client.set(key, "1", ex=30)
+    try:
+        assert gpu_workers_present(celery_app(settings), settings)
+        assert enqueue_chunks("no-such-job", [], settings) == settings.queue("gpu")
+    finally:
+        client.delete(key)
+    assert enqueue_chunks("no-such-job", [], settings) == settings.queue("inference")
+
+
+def test_cli_train_register_adds_an_inactive_version(stack, small_dataset, tmp_path):
+    trained = pandulce("train", small_dataset, "--out", tmp_path / "model", "--backbone", "efficientnet-lite0",
+                       "--epochs", 1, "--views", 1, "--register")
+
+    assert "Registered model version" in trained.stdout
+    version_id = int(trained.stdout.split("Registered model version ")[1].split(".")[0].split()[0])
+    with session_scope() as session:
+        version = session.get(ModelVersion, version_id)
+        assert not version.is_active
+        assert version.backbone == "efficientnet-lite0"
+        assert (stack.data_dir / version.artifact_path / "manifest.json").is_file()

@@ -1,6 +1,6 @@
 """Model artifacts: a directory with `model.pt` (a state_dict) and `manifest.json`.
 
-The state_dict holds the whole network, backbone included, so a worker can
+The state_dict contains the whole network, backbone included, so a worker can
 load a model version without the ImageNet weights it was trained from. It is
 read with `torch.load(..., weights_only=True)`; no model object is pickled.
 """

@@ -1,7 +1,7 @@
 """The pan dulce types: folder names, display names and one-line descriptions.
 
-Class names are the dataset's folder names and never change in code or files;
-what people read comes from the display names and descriptions here, in
+Class names are the dataset's folder names and never change in code or files.
+What people read comes from the display names and descriptions here, in
 Spanish (es, the default) and English (en).
 """
 

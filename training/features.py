@@ -1,8 +1,8 @@
 """Compute the frozen backbone's features once per photo and view.
 
-Training photos get several augmented views (the reference training transform
-with different random draws) and, by default, their plain evaluation view;
-validation and test photos get the plain view only. The head is then trained on
+Training photos get several augmented views, which are the reference training
+transform with different random draws, and by default their plain evaluation
+view as well. Validation and test photos get the plain view only. The head is then trained on
 these cached features, which is what makes an epoch take a fraction of a second
 instead of minutes.
 """
@@ -50,8 +50,8 @@ class FeatureTable:
 
         Without a plain view the augmented views take turns. With one, even
         epochs read the plain view and odd epochs take the augmented views in
-        turn, so the head sees photos as they look at prediction time half of
-        the time.
+        turn, so half of the epochs train on photos as they look at prediction
+        time.
         """
         if not self.plain_first:
             return epoch_index % self.views

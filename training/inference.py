@@ -1,10 +1,10 @@
 """A fast, read-only copy of a frozen backbone for feature extraction and prediction.
 
-BatchNorm layers are folded into the preceding convolutions (exact up to
-float rounding, since the backbone is always in eval mode). With compilation on,
-TorchInductor then freezes the weights into the graph and pre-packs them for
-oneDNN; on the 2-core AVX-512 BF16 machine this project is benchmarked on, that
-more than doubled backbone throughput, at the price of 10 to 30 seconds of
+BatchNorm layers are folded into the preceding convolutions, which is exact up
+to float rounding because the backbone is always in eval mode. With
+compilation on, TorchInductor then freezes the weights into the graph and
+pre-packs them for oneDNN. On the 2-core AVX-512 BF16 machine of bench/README.md
+that more than doubled backbone throughput. The price is 10 to 30 seconds of
 compilation per process and model.
 """
 
@@ -61,14 +61,41 @@ def _memory_format(images: torch.Tensor) -> torch.memory_format:
     return torch.contiguous_format
 
 
-def _fold_batchnorm(backbone: nn.Module) -> nn.Module:
-    from torch.fx.experimental.optimization import fuse
+# EfficientNet's convolutions pad themselves ("same" padding) inside custom
+# modules, which torch.fx traces through, so its pairs are named here instead.
+EFFICIENTNET_PAIRS = (("_conv_stem", "_bn0"), ("_conv_head", "_bn1"))
+EFFICIENTNET_BLOCK_PAIRS = (("_expand_conv", "_bn0"), ("_depthwise_conv", "_bn1"), ("_project_conv", "_bn2"))
 
-    try:
-        folded = fuse(backbone)  # fuse() works on a deep copy
-    except Exception as exc:  # noqa: BLE001 - tracing can fail on unusual modules; folding is optional
-        log.debug("Could not fold BatchNorm into convolutions (%s); using a plain copy", exc)
-        folded = copy.deepcopy(backbone)
+
+def _fold_batchnorm(backbone: nn.Module) -> nn.Module:
+    if type(backbone).__name__ == "EfficientNet":
+        folded = _fold_efficientnet(copy.deepcopy(backbone))
+    else:
+        from torch.fx.experimental.optimization import fuse
+
+        try:
+            folded = fuse(backbone)  # fuse() works on a deep copy
+        except Exception as exc:  # noqa: BLE001 - tracing can fail on unusual modules; folding is optional
+            log.debug("Could not fold BatchNorm into convolutions (%s); using a plain copy", exc)
+            folded = copy.deepcopy(backbone)
     for parameter in folded.parameters():
         parameter.requires_grad_(False)
     return folded.eval()
+
+
+def _fold_efficientnet(model: nn.Module) -> nn.Module:
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    def fold(owner: nn.Module, conv_name: str, norm_name: str) -> None:
+        convolution, norm = getattr(owner, conv_name, None), getattr(owner, norm_name, None)
+        if isinstance(convolution, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d):
+            # fuse_conv_bn_eval copies the convolution, so its padding subclass is kept.
+            setattr(owner, conv_name, fuse_conv_bn_eval(convolution.eval(), norm.eval()))
+            setattr(owner, norm_name, nn.Identity())
+
+    for conv_name, norm_name in EFFICIENTNET_PAIRS:
+        fold(model, conv_name, norm_name)
+    for block in model._blocks:
+        for conv_name, norm_name in EFFICIENTNET_BLOCK_PAIRS:
+            fold(block, conv_name, norm_name)
+    return model

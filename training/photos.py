@@ -64,8 +64,8 @@ Source = Union[str, os.PathLike, bytes, BinaryIO]
 class PhotoError(Exception):
     """A file that cannot be opened as a photo.
 
-    `code` is a short machine-readable reason (stored with failed photos and
-    translated on screens) and the message says what is wrong with the file.
+    `code` is a short machine-readable reason, stored with failed photos and
+    translated on screens. The message states what is wrong with the file.
     """
 
     def __init__(self, code: str, message: str):

@@ -23,7 +23,7 @@ def classify_chunk(self, job_id: str, chunk_index: int) -> None:
 
 @app.task(name=CLASSIFY_QUICK, bind=True)
 def classify_quick(self, request_id: str, relative_path: str) -> None:
-    """Classify one stored photo with the active model and leave the answer in Redis for the web page."""
+    """Classify one stored photo with the active model and leave the result in Redis for the web page."""
     from worker.quick import classify_quick_photo
 
     classify_quick_photo(request_id, relative_path)
