@@ -25,10 +25,11 @@ def main(verbose: bool) -> None:
 
 
 def _register_commands() -> None:
-    from pandulce.cli import ml, queue
+    from pandulce.cli import ml, queue, web
 
     ml.register(main)
     queue.register(main)
+    web.register(main)
 
 
 _register_commands()
