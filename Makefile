@@ -3,6 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 DATASET ?= ../shared/datasets/pan-dulce
+PORT ?= 8000
 
 .PHONY: run demo test bench clean
 
@@ -16,7 +17,7 @@ $(BIN)/pandulce: pyproject.toml
 
 # The whole stack on this machine: Redis, workers and the web app, with SQLite.
 run: $(BIN)/pandulce
-	$(BIN)/pandulce stack --dataset $(DATASET)
+	$(BIN)/pandulce stack --dataset $(DATASET) --port $(PORT)
 
 # Train on the photo set and classify it from the command line.
 demo: $(BIN)/pandulce

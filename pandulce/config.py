@@ -17,9 +17,24 @@ def _int(name: str, default: int) -> int:
         raise ValueError(f"{name} must be a whole number, got {raw!r}.") from None
 
 
+def default_data_dir() -> Path:
+    """Return PANDULCE_DATA_DIR, else `var/` of the source checkout this code runs from, else `./var`.
+
+    Tying the default to the checkout, not the working directory, means every
+    command finds the same database wherever it is started from.
+    """
+    configured = os.environ.get("PANDULCE_DATA_DIR")
+    if configured:
+        return Path(configured).resolve()
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "pyproject.toml").is_file():
+        return checkout / "var"
+    return Path("var").resolve()
+
+
 @dataclass(frozen=True)
 class Settings:
-    data_dir: Path = field(default_factory=lambda: Path(os.environ.get("PANDULCE_DATA_DIR", "var")).resolve())
+    data_dir: Path = field(default_factory=default_data_dir)
     database_url: str = field(default_factory=lambda: os.environ.get("DATABASE_URL", ""))
     redis_url: str = field(default_factory=lambda: os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
     # Photos per queued chunk: a lost worker costs at most this many photos of work.

@@ -45,6 +45,8 @@ def csv_row(row: dict, classes: Sequence[str], extra: Sequence[str] = ()) -> lis
 
 
 def jsonl_line(row: dict) -> str:
+    # JSON says "no value" with null, where CSV can only leave the cell empty.
+    row = {key: (None if value == "" else value) for key, value in row.items()}
     return json.dumps(row, ensure_ascii=False) + "\n"
 
 

@@ -29,11 +29,14 @@ from pandulce.db import (
 from pandulce.registry import active_version
 from pandulce.storage import PhotoTooLarge, store_stream
 from pandulce.uploads import UploadEntry, UploadError, UploadLimits
-from training.photos import is_junk_path, is_photo_candidate
+from training.photos import NOT_A_PHOTO, SYSTEM_FILE, is_junk_path, is_photo_candidate
 
 log = logging.getLogger(__name__)
 
 FINISHED = (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED)
+# Failures caused by the file itself, which a retry would only repeat.
+PERMANENT_FAILURES = ("empty", "not_an_image", "unsupported_format", "corrupt", "truncated", "too_large",
+                      "file_too_large", "missing", "not_a_file", "unreadable")
 
 
 class JobError(ValueError):
@@ -77,7 +80,7 @@ def create_job(session: Session, entries: Iterable[UploadEntry], *, name: str, s
         photo = Photo(job_id=job.id, position=position, original_name=entry.name[:1024])
         position += 1
         if is_junk_path(entry.name):
-            _skip(photo, "system_file", "System file, not a photo.")
+            _skip(photo, "system_file", SYSTEM_FILE)
         else:
             candidates += 1
             if candidates > limits.max_photos:
@@ -121,7 +124,7 @@ def _store(photo: Photo, entry: UploadEntry, settings: Settings, limits: UploadL
         with entry.open() as stream:
             header = stream.read(64)
             if not is_photo_candidate(entry.name, header):
-                _skip(photo, "not_a_photo", "Not a photo: neither its content nor its name is an image format.")
+                _skip(photo, "not_a_photo", NOT_A_PHOTO)
                 return
             stored = store_stream(settings.data_dir, stream, limits.max_photo_bytes, prefix=header)
     except PhotoTooLarge as exc:
@@ -195,19 +198,34 @@ def cancel_job(session: Session, job: BatchJob) -> BatchJob:
     return refresh_counts(session, job.id)
 
 
+def _retryable(job_id: str):
+    return (Photo.job_id == job_id, Photo.status == PhotoStatus.FAILED, Photo.stored_path.is_not(None),
+            func.coalesce(Photo.error_code, "").not_in(PERMANENT_FAILURES))
+
+
+def retryable_count(session: Session, job_id: str) -> int:
+    """Count a job's failed photos that a retry could classify: those that failed for a passing reason."""
+    return session.scalar(select(func.count()).select_from(Photo).where(*_retryable(job_id))) or 0
+
+
 def retry_failed(session: Session, job: BatchJob, settings: Settings | None = None) -> list[int]:
-    """Put a job's failed photos back in the queue as new chunks; return their indices."""
+    """Put a job's retryable failed photos back in the queue as new chunks; return their indices.
+
+    Photos that failed because of their own content (damaged, not an image,
+    too large) are left as they are: they would fail the same way again.
+    """
     settings = settings or get_settings()
     if job.status in (JobStatus.QUEUED, JobStatus.RUNNING):
         raise JobError("still_running", f"Job {job.id} is still {job.status.value}; retry when it has finished.")
-    failed = session.execute(update(Photo).where(
-        Photo.job_id == job.id, Photo.status == PhotoStatus.FAILED, Photo.stored_path.is_not(None))
-        .values(status=PhotoStatus.PENDING, error=None, error_code=None, chunk_index=None, updated_at=utcnow()))
+    failed = session.execute(update(Photo).where(*_retryable(job.id))
+                             .values(status=PhotoStatus.PENDING, error=None, error_code=None, chunk_index=None,
+                                     updated_at=utcnow()).execution_options(synchronize_session=False))
     if not failed.rowcount:
-        raise JobError("nothing_to_retry", f"Job {job.id} has no failed photos to retry.")
+        raise JobError("nothing_to_retry", f"Job {job.id} has no failed photos that a retry could classify.")
     first_index = (session.scalar(select(func.max(BatchChunk.index)).where(BatchChunk.job_id == job.id)) or 0) + 1
     indices = _add_chunks(session, job, settings.chunk_size, first_index)
-    job.status, job.finished_at, job.error = JobStatus.RUNNING, None, None
+    # The rate and the time left are measured from the retry on.
+    job.status, job.started_at, job.finished_at, job.error = JobStatus.RUNNING, None, None, None
     refresh_counts(session, job.id)
     return indices
 
@@ -247,6 +265,7 @@ def export_row(photo: Photo, prediction: dict | None, classes: list[str]) -> dic
         "path": photo.original_name,
         "status": photo.status.value,
         "error": photo.error or "",
+        "error_code": photo.error_code or "",
         "top_class": prediction["top_class"] if prediction else None,
         "top_probability": prediction["top_probability"] if prediction else None,
         "probabilities": {name: prediction["probabilities"].get(name) for name in classes} if prediction else None,

@@ -79,10 +79,11 @@ def test_explicit_weights_file_must_exist(tmp_path):
 @pytest.mark.parametrize(
     "content, message",
     [
-        (b"not a checkpoint", "not a readable PyTorch state_dict"),
+        (b"not a checkpoint", "is not a PyTorch state_dict saved with torch.save"),
+        (b"hello this is a readme\n", "is not a PyTorch state_dict saved with torch.save"),
         ("lite0", "do not match the backbone"),
     ],
-    ids=["garbage", "other-architecture"],
+    ids=["garbage", "text", "other-architecture"],
 )
 def test_mismatched_weights_are_rejected(tmp_path, content, message):
     path = tmp_path / "weights.pth"

@@ -53,7 +53,7 @@ def test_classify_reports_every_file_of_a_bad_folder(bad_folder, lite0_model, tm
     assert "truncated" in rows["truncated.jpg"]["error"]
     assert "not an image" in rows["notes.jpg"]["error"]
     assert "30000 x 30000" in rows["bomb.png"]["error"]
-    assert rows[".DS_Store"]["error"] == "system file"
+    assert rows[".DS_Store"]["error"] == "System file, not a photo."
 
 
 def test_classify_writes_jsonl(bad_folder, lite0_model, tmp_path):
@@ -95,7 +95,7 @@ def test_evaluate_prints_test_metrics(small_dataset, lite0_model):
     result = run_cli("evaluate", small_dataset, "--model", lite0_model)
 
     assert result.exit_code == 0, result.output
-    assert "Test photos: 16" in result.output
+    assert "Test photos:          16" in result.output
     assert "F1 (weighted)" in result.output
     assert "conchita" in result.output
 

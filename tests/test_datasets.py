@@ -3,6 +3,7 @@ import pytest
 
 from tests import photo_factory as make
 from training.datasets import DatasetError, load_dataset, stratified_split
+from training.photos import NOT_A_PHOTO, SYSTEM_FILE
 
 REFERENCE_COUNTS = {
     "train": [45, 74, 203, 81, 76, 103, 173, 98, 79, 113],
@@ -60,7 +61,7 @@ def test_folder_dataset_skips_system_and_non_photo_files(small_dataset, tmp_path
     assert "__MACOSX" not in dataset.classes
     assert len(dataset.classes) == 10
     assert len(dataset.samples) == 80
-    assert sorted(reason for _, reason in dataset.skipped) == ["not a photo"] + ["system file"] * 3
+    assert sorted(reason for _, reason in dataset.skipped) == [NOT_A_PHOTO] + [SYSTEM_FILE] * 3
 
 
 def test_csv_with_class_name_labels(tmp_path, real_photo):

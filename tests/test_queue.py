@@ -19,7 +19,7 @@ from pandulce.db import (
     PredictionScore,
     session_scope,
 )
-from pandulce.jobs import cancel_job, create_job, queued_chunk_indices
+from pandulce.jobs import JobError, cancel_job, create_job, queued_chunk_indices, retry_failed, retryable_count
 from pandulce.queue import enqueue_chunks
 from pandulce.registry import activate_version, register_model_dir
 from pandulce.uploads import folder_entries, zip_entries
@@ -135,6 +135,8 @@ def test_bad_files_fail_alone_with_their_reasons(stack, real_photo, tmp_path):
         job = session.get(BatchJob, job_id)
         assert {name: photo.status.value for name, photo in photos.items()} == expected
         assert photos["truncated.jpg"].error_code == "truncated"
+        assert photos["truncated.jpg"].error.startswith("truncated.jpg is a damaged JPEG file")
+        assert str(stack.data_dir) not in photos["notes.jpg"].error
         assert "not an image" in photos["notes.jpg"].error
         assert photos["bomb.png"].error_code == "too_large"
         assert photos[".DS_Store"].error_code == "system_file"
@@ -143,6 +145,8 @@ def test_bad_files_fail_alone_with_their_reasons(stack, real_photo, tmp_path):
         assert photos["rotated.jpg"].width == 20
         assert photos["rotated.jpg"].height == 40
         assert (job.status, job.done_count, job.failed_count, job.skipped_count) == (JobStatus.DONE, 6, 3, 3)
+        with pytest.raises(JobError, match="no failed photos that a retry could classify"):
+            retry_failed(session, job)
 
 
 def test_two_jobs_interleave_across_worker_processes(stack, photo_folder):
@@ -198,6 +202,29 @@ def test_redeliveries_are_bounded(stack, photo_folder):
         assert {photo.status for photo in failed} == {PhotoStatus.FAILED}
         assert all(photo.error_code == "worker_lost" for photo in failed)
         assert "stopped 3 times" in failed[0].error
+        assert retryable_count(session, job_id) == 16
+
+
+def test_retry_classifies_photos_a_lost_worker_failed(stack, photo_folder):
+    from worker.chunks import process_chunk
+
+    with session_scope() as session:
+        job_id = create_job(session, folder_entries(photo_folder), name="retry", submitted_by="test").id
+        for chunk in session.scalars(select(BatchChunk).where(BatchChunk.job_id == job_id)):
+            chunk.deliveries = 3
+    for index in range(8):
+        process_chunk(job_id, index, worker_name="test")
+    with session_scope() as session:
+        job = session.get(BatchJob, job_id)
+        assert (job.status, job.failed_count) == (JobStatus.FAILED, 120)
+        chunks = retry_failed(session, job)
+    enqueue_chunks(job_id, chunks)
+    wait_for_job(job_id)
+
+    with session_scope() as session:
+        job = session.get(BatchJob, job_id)
+        assert (job.status, job.done_count, job.failed_count) == (JobStatus.DONE, 120, 0)
+    assert len(prediction_rows(job_id)) == 120
 
 
 def test_cancelled_job_is_not_classified(stack, photo_folder):

@@ -23,6 +23,7 @@ from tests.test_web_support import (  # noqa: F401 - fixtures
     web_stack,
     zip_bytes,
 )
+from training.classes import display_name
 from web.accounts import issue_token
 from web.openapi import openapi_document
 
@@ -238,7 +239,7 @@ def test_results_filter_with_fractions(api, dataset_root):
     ranged = api.get(f"/jobs/{job_id}/results?score_class=orejas&min=0.5&max=1").json
 
     assert [photo["name"] for photo in page["photos"]] == ["conchita/02.jpg", "conchita/12.jpg"]
-    assert page["photos"][0]["top_label"] == "Conchita"
+    assert page["photos"][0]["top_label"] == display_name("conchita", "es")
     assert set(page["photos"][0]["probabilities"]) == set(CLASSES)
     assert page["photos"][0]["thumbnail_url"].endswith("/thumbnail")
     assert low["total"] == sum(1 for position in range(20)
@@ -278,13 +279,19 @@ def test_export_csv_and_jsonl(api, dataset_root):
     job_id = api.create_job(real_photos(dataset_root, 3)).json["id"]
     classify(job_id, failed_positions=frozenset({1}))
 
-    rows = list(csv.DictReader(io.StringIO(api.get(f"/jobs/{job_id}/export.csv").get_data(as_text=True))))
-    lines = api.get(f"/jobs/{job_id}/export.jsonl").get_data(as_text=True).splitlines()
+    csv_response = api.get(f"/jobs/{job_id}/export.csv", headers={"Accept-Language": "en"})
+    jsonl_response = api.get(f"/jobs/{job_id}/export.jsonl", headers={"Accept-Language": "en"})
+    rows = list(csv.DictReader(io.StringIO(csv_response.get_data(as_text=True))))
+    lines = jsonl_response.get_data(as_text=True).splitlines()
 
+    assert csv_response.headers["Content-Type"] == "text/csv; charset=utf-8"
+    assert jsonl_response.headers["Content-Type"] == "application/x-ndjson; charset=utf-8"
     assert [row["status"] for row in rows] == ["done", "failed", "done"]
-    assert rows[1]["error"]
+    assert rows[1]["error"] == "The image is incomplete: the file ends too early."
+    assert rows[1]["error_code"] == "truncated"
     assert len(lines) == 3
     assert json.loads(lines[0])["top_class"] == "barquillo"
+    assert json.loads(lines[1])["error_code"] == "truncated"
 
 
 def test_cancel_and_retry_through_the_api(api, dataset_root):
@@ -302,7 +309,7 @@ def test_cancel_and_retry_through_the_api(api, dataset_root):
 
 def test_retry_requeues_failed_photos(api, dataset_root):
     job_id = api.create_job(real_photos(dataset_root, 2)).json["id"]
-    classify(job_id, failed_positions=frozenset({0}))
+    classify(job_id, failed_positions=frozenset({0}), error_code="worker_lost")
 
     response = api.post(f"/jobs/{job_id}/retry")
 
@@ -310,6 +317,17 @@ def test_retry_requeues_failed_photos(api, dataset_root):
     assert response.json["status"] == "running"
     assert response.json["pending"] == 1
     assert response.json["retried_chunks"] == 1
+
+
+def test_retry_of_only_permanent_failures_is_a_conflict(api, dataset_root):
+    job_id = api.create_job(real_photos(dataset_root, 2)).json["id"]
+    classify(job_id, failed_positions=frozenset({0}), error_code="truncated")
+
+    response = api.post(f"/jobs/{job_id}/retry")
+
+    assert response.status_code == 409
+    assert response.json["error"] == "nothing_to_retry"
+    assert api.get(f"/jobs/{job_id}").json["failed"] == 1
 
 
 def test_quick_test_through_the_api(api, dataset_root):
@@ -330,8 +348,43 @@ def test_classes_have_display_names(api):
     body = api.get("/classes", headers={"Accept-Language": "en"}).json
 
     assert [item["class"] for item in body["classes"]] == CLASSES
-    assert body["classes"][2]["label"] == "Concha (shell bun)"
+    assert body["classes"][2]["label"] == display_name("conchita", "en")
 
 
 def test_me_returns_the_token_owner(api):
     assert api.get("/me").json["username"] == "ana"
+
+
+@pytest.fixture
+def english_user_api(app):
+    """An API client for beto, whose saved web language is English."""
+    with session_scope() as session:
+        session.scalar(select(User).where(User.username == "beto")).language = "en"
+    try:
+        yield ApiClient(app.test_client(), token_for("beto"))
+    finally:
+        with session_scope() as session:
+            session.scalar(select(User).where(User.username == "beto")).language = None
+
+
+@pytest.mark.parametrize("accept_language, message", [
+    ("es-MX,es;q=0.9", "El trabajo 00000000-0000-0000-0000-000000000000 no existe."),
+    ("es", "El trabajo 00000000-0000-0000-0000-000000000000 no existe."),
+    ("fr", "Job 00000000-0000-0000-0000-000000000000 doesn't exist."),
+    (None, "Job 00000000-0000-0000-0000-000000000000 doesn't exist."),
+])
+def test_api_accept_language_wins_over_saved_language(english_user_api, accept_language, message):
+    headers = {"Accept-Language": accept_language} if accept_language else {}
+
+    response = english_user_api.get("/jobs/00000000-0000-0000-0000-000000000000", headers=headers)
+
+    assert response.status_code == 404
+    assert response.json["message"] == message
+
+
+def test_api_without_accept_language_uses_saved_language(english_user_api):
+    body = english_user_api.get("/classes").json
+
+    assert body["classes"][2]["label"] == display_name("conchita", "en")
+    assert english_user_api.get("/classes", headers={"Accept-Language": "es"}).json["classes"][2]["label"] == \
+        display_name("conchita", "es")

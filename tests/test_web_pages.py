@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
 
-from pandulce.db import BatchJob, JobStatus, Photo, PhotoStatus, User, session_scope
+from pandulce.db import BatchJob, JobStatus, Photo, PhotoStatus, User, session_scope, utcnow
 from pandulce.queue import store_quick_result
 from tests.conftest import REPO_ROOT
 from tests.test_web_support import (  # noqa: F401 - fixtures
@@ -29,9 +31,21 @@ from tests.test_web_support import (  # noqa: F401 - fixtures
     web_stack,
     zip_bytes,
 )
+from training.classes import display_name
 
 # Names as phones and computers produce them: accents, Cyrillic, CJK, spaces and a folder.
 UNICODE_NAMES = ["Concha de vainilla ñ.jpg", "Пирожок.jpg", "菠萝包.jpg", "vitrina 2/orejas #1.jpg"]
+
+
+def use_language(client, language):
+    """Choose the page language in the client's session, as the switcher does, without saving it for the user."""
+    with client.session_transaction() as browser_session:
+        browser_session["language"] = language
+
+
+def script_messages(page_text: str) -> dict:
+    """Return the messages that a page passes to its scripts."""
+    return json.loads(page_text.split('<script type="application/json" id="messages">')[1].split("</script>")[0])
 
 
 def job_row(job_id):
@@ -89,6 +103,93 @@ def test_sign_in_with_wrong_password_is_rejected(app):
     assert response.status_code == 401
     assert "El usuario o la contraseña son incorrectos." in response.text
     assert anonymous.get("/jobs/").status_code == 302
+
+
+def attempt_sign_in(client, username, password, address="10.0.0.1"):
+    return client.post("/login", data={"username": username, "password": password,
+                                       "csrf_token": csrf_token(client)}, environ_base={"REMOTE_ADDR": address})
+
+
+def test_sign_in_is_throttled_after_five_failures(app):
+    anonymous = app.test_client()
+
+    failed = [attempt_sign_in(anonymous, "ana", "wrong password").status_code for _ in range(5)]
+    blocked = attempt_sign_in(anonymous, "ana", PASSWORD)
+
+    assert failed == [401] * 5
+    assert blocked.status_code == 429
+    assert "Demasiados intentos fallidos de iniciar sesión con este usuario. Vuelve a intentarlo en 15 minutos." \
+        in blocked.text
+    assert 0 < int(blocked.headers["Retry-After"]) <= 15 * 60
+    assert attempt_sign_in(anonymous, "ANA", PASSWORD).status_code == 429
+    assert anonymous.get("/jobs/").status_code == 302
+
+
+def test_sign_in_throttle_is_per_username_and_address(app):
+    for _ in range(5):
+        attempt_sign_in(app.test_client(), "ana", "wrong password", address="10.0.0.2")
+
+    assert attempt_sign_in(app.test_client(), "ana", PASSWORD, address="10.0.0.2").status_code == 429
+    assert attempt_sign_in(app.test_client(), "ana", PASSWORD, address="10.0.0.3").status_code == 302
+    assert attempt_sign_in(app.test_client(), "beto", PASSWORD, address="10.0.0.2").status_code == 302
+
+
+def test_sign_in_throttle_ends_with_the_window(app):
+    now = [1000.0]
+    app.extensions["sign_in_throttle"].clock = lambda: now[0]
+    anonymous = app.test_client()
+    for _ in range(5):
+        attempt_sign_in(anonymous, "ana", "wrong password")
+
+    now[0] += 14 * 60
+    almost = attempt_sign_in(anonymous, "ana", PASSWORD)
+    now[0] += 60 + 1
+    after = attempt_sign_in(anonymous, "ana", PASSWORD)
+
+    assert almost.status_code == 429
+    assert "Vuelve a intentarlo en 1 minuto." in almost.text
+    assert after.status_code == 302
+
+
+def test_successful_sign_in_clears_the_failures(app):
+    anonymous = app.test_client()
+    for _ in range(4):
+        attempt_sign_in(anonymous, "ana", "wrong password")
+
+    signed_in = attempt_sign_in(anonymous, "ana", PASSWORD)
+    failed_again = [attempt_sign_in(app.test_client(), "ana", "wrong password").status_code for _ in range(5)]
+
+    assert signed_in.status_code == 302
+    assert failed_again == [401] * 5
+    assert attempt_sign_in(app.test_client(), "ana", PASSWORD).status_code == 429
+
+
+def test_sign_in_throttle_bounds_its_memory():
+    from web.throttle import SignInThrottle
+
+    now = [0.0]
+    throttle = SignInThrottle(max_failures=1, window_s=60, max_keys=2, clock=lambda: now[0])
+    throttle.record_failure("old", "10.0.0.1")
+    now[0] += 61
+    for username in ("a", "b", "c"):
+        throttle.record_failure(username, "10.0.0.1")
+
+    assert throttle.wait_seconds("old", "10.0.0.1") == 0
+    assert throttle.wait_seconds("a", "10.0.0.1") == 0
+    assert throttle.wait_seconds("b", "10.0.0.1") == 60
+    assert throttle.wait_seconds("c", "10.0.0.1") == 60
+
+
+def test_failed_sign_in_is_logged_without_the_password(app, caplog):
+    caplog.set_level(logging.WARNING, logger="web.auth")
+
+    attempt_sign_in(app.test_client(), "ana", "my secret guess", address="10.0.0.9")
+
+    messages = [record.getMessage() for record in caplog.records if record.name == "web.auth"]
+    assert len(messages) == 1
+    assert "'ana'" in messages[0]
+    assert "10.0.0.9" in messages[0]
+    assert "my secret guess" not in caplog.text
 
 
 def test_sign_in_ignores_next_pointing_to_another_site(app):
@@ -168,10 +269,35 @@ def test_upload_page_states_the_limits(client):
     page = client.get("/upload")
 
     assert "Hasta 60 fotos por trabajo, cada una de 0.5 MB como máximo" in page.text
+    assert "Se aceptan fotos JPEG, PNG, WebP, HEIC, AVIF, TIFF, BMP y GIF" in page.text
     assert "20 GB" not in page.text and "0.02 GB" in page.text
     limits = json.loads(page.text.split("data-limits='")[1].split("'")[0])
     assert limits["max_photo_bytes"] == TEST_LIMITS.max_photo_bytes
     assert limits["batch_files"] == 50
+
+
+def test_upload_page_in_english_lists_avif(client):
+    use_language(client, "en")
+
+    page = client.get("/upload")
+
+    assert "JPEG, PNG, WebP, HEIC, AVIF, TIFF, BMP and GIF photos are accepted" in page.text
+
+
+@pytest.mark.parametrize("language, key, one, other", [
+    ("es", "chosen", "{count} archivo elegido ({size}).", "{count} archivos elegidos ({size})."),
+    ("es", "uploading", "Subiendo {done} de {total} archivo…", "Subiendo {done} de {total} archivos…"),
+    ("es", "too_large_files", "{count} archivo pesa más de {size} MB y se marcará como fallido:",
+     "{count} archivos pesan más de {size} MB y se marcarán como fallidos:"),
+    ("en", "chosen", "{count} file chosen ({size}).", "{count} files chosen ({size})."),
+    ("en", "uploading", "Uploading {done} of {total} file…", "Uploading {done} of {total} files…"),
+])
+def test_upload_script_gets_both_plural_forms(client, language, key, one, other):
+    use_language(client, language)
+
+    messages = script_messages(client.get("/upload").text)
+
+    assert messages[key] == {"one": one, "other": other}
 
 
 def test_plain_form_upload_creates_job_and_keeps_names(client, dataset_root):
@@ -185,8 +311,9 @@ def test_plain_form_upload_creates_job_and_keeps_names(client, dataset_root):
     assert job.status == JobStatus.QUEUED
     assert [photo.original_name for photo in photo_rows(job_id)] == UNICODE_NAMES
     page = client.get(f"/jobs/{job_id}/results?view=table")
+    # The table lets names wrap after a slash, with <wbr>.
     for name in UNICODE_NAMES:
-        assert name in page.text
+        assert name in page.text.replace("<wbr>", "")
 
 
 def test_stored_photos_stay_in_the_data_directory(client, dataset_root, web_stack):
@@ -273,7 +400,7 @@ def oversized_jpeg() -> bytes:
 BAD_UPLOADS = [
     ("no file", [], 400, "empty", "La subida no contiene archivos"),
     ("not an image", [("notes.txt", b"a shopping list, not a photo\n")], 400, "not_an_image",
-     "Ninguno de los archivos subidos es una foto"),
+     "Ninguno de los archivos subidos es una foto: su contenido no es JPEG, PNG, WebP, BMP, TIFF, GIF, HEIC ni AVIF."),
     ("not an image named jpg", [("fake.jpg", b"a shopping list, not a photo\n")], 400, "not_an_image",
      "Ninguno de los archivos subidos es una foto"),
     ("only system files", [(".DS_Store", b"\x00\x00\x00\x01Bud1" + b"\xff\xd8\xff"),
@@ -428,6 +555,34 @@ def test_status_reports_counts_percent_and_rate(client, dataset_root):
     assert finished["eta_seconds"] is None
 
 
+def test_status_reports_the_current_age(client, dataset_root):
+    job_id = job_id_from(upload_form(client, [("a.jpg", photo_bytes(dataset_root))]))
+    with session_scope() as session:
+        session.get(BatchJob, job_id).created_at = utcnow() - timedelta(minutes=5)
+
+    status = client.get(f"/jobs/{job_id}/status").json
+    page = client.get(f"/jobs/{job_id}").text
+
+    assert status["created_age"] == "hace 5 minutos"
+    assert '<time id="created-age" datetime="' in page
+    assert "hace 5 minutos</time>" in page
+
+
+@pytest.mark.parametrize("language, rate, expected", [
+    ("es", 1.0, "1 foto por segundo"),
+    ("es", 2.5, "2.5 fotos por segundo"),
+    ("es", 12.0, "12 fotos por segundo"),
+    ("en", 1.0, "1 photo per second"),
+    ("en", 0.5, "0.5 photos per second"),
+    ("en", None, None),
+])
+def test_rate_text_chooses_the_plural_form(app, language, rate, expected):
+    from web.jobs import rate_text
+
+    with app.test_request_context(headers={"Accept-Language": language}):
+        assert rate_text(rate) == expected
+
+
 def test_cancel_stops_a_queued_job(client, dataset_root):
     job_id = job_id_from(upload_form(client, [("a.jpg", photo_bytes(dataset_root))]))
 
@@ -452,17 +607,69 @@ def test_cancel_of_finished_job_is_a_conflict(client, dataset_root):
 def test_retry_queues_failed_photos_again(client, dataset_root):
     job_id = job_id_from(upload_form(client, [("a.jpg", photo_bytes(dataset_root)),
                                               ("b.jpg", photo_bytes(dataset_root, index=1))]))
-    classify(job_id, failed_positions=frozenset({1}))
-    assert "Reintentar las 1 fotos fallidas" in client.get(f"/jobs/{job_id}").text
+    classify(job_id, failed_positions=frozenset({1}), error_code="worker_lost")
+    assert "Reintentar 1 foto fallida" in client.get(f"/jobs/{job_id}").text
 
     response = client.post(f"/jobs/{job_id}/retry", data={"csrf_token": csrf_token(client, f"/jobs/{job_id}")})
 
     assert response.status_code == 303
     assert job_row(job_id).status == JobStatus.RUNNING
     assert [photo.status for photo in photo_rows(job_id)] == [PhotoStatus.DONE, PhotoStatus.PENDING]
+    assert "1 foto fallida está otra vez en la cola." in client.get(f"/jobs/{job_id}").text
 
 
-@pytest.mark.parametrize("failed, expected", [(frozenset(), "no tiene fotos fallidas"), (None, "sigue en proceso")])
+@pytest.mark.parametrize("language, failed, label", [
+    ("es", 1, "Reintentar 1 foto fallida"),
+    ("es", 3, "Reintentar 3 fotos fallidas"),
+    ("en", 1, "Retry 1 failed photo"),
+    ("en", 3, "Retry 3 failed photos"),
+])
+def test_retry_button_counts_retryable_photos(client, dataset_root, language, failed, label):
+    files = [(f"{index}.jpg", photo_bytes(dataset_root, index=index)) for index in range(4)]
+    job_id = job_id_from(upload_form(client, files))
+    classify(job_id, failed_positions=frozenset(range(failed)), error_code="worker_lost")
+    use_language(client, language)
+
+    page = client.get(f"/jobs/{job_id}").text
+
+    assert 'id="retry-form"' in page
+    assert f"{label}</button>" in page
+
+
+def test_retry_leaves_permanent_failures_alone(client, dataset_root):
+    files = [(f"{index}.jpg", photo_bytes(dataset_root, index=index)) for index in range(3)]
+    job_id = job_id_from(upload_form(client, files))
+    classify(job_id, failed_positions=frozenset({0, 1}), error_code="truncated")
+    with session_scope() as session:
+        photo = session.scalar(select(Photo).where(Photo.job_id == job_id, Photo.position == 1))
+        photo.error_code, photo.error = "worker_lost", "A worker process stopped 3 times."
+    assert "Reintentar 1 foto fallida" in client.get(f"/jobs/{job_id}").text
+
+    response = client.post(f"/jobs/{job_id}/retry", data={"csrf_token": csrf_token(client, f"/jobs/{job_id}")})
+
+    assert response.status_code == 303
+    assert [photo.status for photo in photo_rows(job_id)] == [PhotoStatus.FAILED, PhotoStatus.PENDING,
+                                                              PhotoStatus.DONE]
+
+
+def test_job_with_only_permanent_failures_offers_no_retry(client, dataset_root):
+    job_id = job_id_from(upload_form(client, [("a.jpg", photo_bytes(dataset_root)),
+                                              ("b.jpg", photo_bytes(dataset_root, index=1))]))
+    classify(job_id, failed_positions=frozenset({1}), error_code="truncated")
+
+    page = client.get(f"/jobs/{job_id}").text
+    response = client.post(f"/jobs/{job_id}/retry", headers={"X-Requested-With": "fetch"},
+                           data={"csrf_token": csrf_token(client, f"/jobs/{job_id}")})
+
+    assert 'id="retry-form"' not in page
+    assert "Reintentar" not in page
+    assert response.status_code == 409
+    assert response.json["error"] == "nothing_to_retry"
+    assert [photo.status for photo in photo_rows(job_id)] == [PhotoStatus.DONE, PhotoStatus.FAILED]
+
+
+@pytest.mark.parametrize("failed, expected", [(frozenset(), "no tiene fotos fallidas que un reintento"),
+                                              (None, "sigue en proceso")])
 def test_retry_without_failed_photos_is_a_conflict(client, dataset_root, failed, expected):
     job_id = job_id_from(upload_form(client, [("a.jpg", photo_bytes(dataset_root))]))
     if failed is not None:
@@ -489,7 +696,7 @@ def test_quick_test_polls_for_the_result(client, dataset_root, web_stack):
     answer = client.get(response.json["result_url"]).json
     assert pending["status"] == "pending"
     assert answer["status"] == "ok"
-    assert answer["top_label"] == "Conchita"
+    assert answer["top_label"] == display_name("conchita", "es")
     assert answer["description"].startswith("Pan suave y redondo")
     assert [item["class"] for item in answer["probabilities"]] == ["conchita", "orejas"]
 
@@ -517,6 +724,16 @@ def test_bad_quick_test_photo_is_rejected(client, files, status, code):
 
     assert response.status_code == status
     assert response.json["error"] == code
+
+
+def test_quick_test_non_image_message(client):
+    response = client.post("/quick/", data={"csrf_token": csrf_token(client, "/quick/"),
+                                            "photo": multipart_files([("notes.jpg", b"a shopping list")])},
+                           headers={"X-Requested-With": "fetch"}, content_type="multipart/form-data")
+
+    assert response.status_code == 400
+    assert response.json["message"] == ("El archivo no es una imagen: su contenido no es JPEG, PNG, WebP, BMP, TIFF, "
+                                        "GIF, HEIC ni AVIF.")
 
 
 def test_quick_test_of_another_user_is_not_found(app, client, dataset_root):
@@ -563,8 +780,8 @@ def test_translations_cover_every_message(tmp_path):
 
     template_path = tmp_path / "messages.pot"
     CommandLineInterface().run(["pybabel", "-q", "extract", "-F", str(REPO_ROOT / "web" / "babel.cfg"), "-k", "_l",
-                                "-k", "lazy_pgettext:1c,2", "--no-location", "-o", str(template_path),
-                                str(REPO_ROOT / "web")])
+                                "-k", "lazy_pgettext:1c,2", "-k", "plural_forms:1,2", "--no-location",
+                                "-o", str(template_path), str(REPO_ROOT / "web")])
     with template_path.open("rb") as stream:
         template = read_po(stream)
 

@@ -145,7 +145,7 @@ def test_invalid_filter_is_rejected(client, results_stack, query):
 
 
 def photo_id_named(client, job_id, name) -> int:
-    page = client.get(f"/jobs/{job_id}/results?view=table&per_page=100").text
+    page = client.get(f"/jobs/{job_id}/results?view=table&per_page=100").text.replace("<wbr>", "")
     match = re.search(r'/photos/(\d+)\?back=[^"]*">' + re.escape(name) + "<", page)
     assert match, name
     return int(match.group(1))
@@ -157,7 +157,7 @@ def test_photo_page_shows_probabilities_and_description(client, results_stack):
     page = client.get(f"/jobs/{results_stack.job_id}/photos/{photo_id}")
 
     assert page.status_code == 200
-    assert '<h1 id="predicted-class">Oreja</h1>' in page.text
+    assert f'<h1 id="predicted-class">{display_name("orejas", "es")}</h1>' in page.text
     assert "Hojaldre caramelizado" in page.text
     assert page.text.count('<span class="bar-label">') == len(CLASSES)
     assert "65.0%" in page.text
@@ -169,7 +169,7 @@ def test_photo_page_in_english_uses_english_names(client, results_stack):
 
     page = client.get(f"/jobs/{results_stack.job_id}/photos/{photo_id}", headers={"Accept-Language": "en"})
 
-    assert "Oreja (palmier)" in page.text
+    assert display_name("orejas", "en") in page.text
     assert "Caramelised puff pastry" in page.text
 
 
@@ -225,10 +225,18 @@ def test_heic_photo_is_shown_as_jpeg(client, results_stack):
     assert response.data[:3] == b"\xff\xd8\xff"
 
 
+def test_table_lets_names_wrap_after_slashes(client, results_stack):
+    page = client.get(f"/jobs/{results_stack.job_id}/results?view=table&per_page=100")
+
+    assert ">orejas/<wbr>05.jpg</a>" in page.text
+    assert 'class="table-scroll"' in page.text
+
+
 def test_csv_export_has_every_photo_and_class(client, results_stack):
     response = client.get(f"/jobs/{results_stack.job_id}/export.csv")
 
     rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+    assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
     assert response.headers["Content-Disposition"].startswith("attachment;")
     assert len(rows) == PHOTOS + 2
     by_name = {row["path"]: row for row in rows}
@@ -236,15 +244,41 @@ def test_csv_export_has_every_photo_and_class(client, results_stack):
     assert float(by_name["orejas/05.jpg"]["p_orejas"]) == pytest.approx(0.65)
     assert sum(float(by_name["orejas/05.jpg"][f"p_{name}"]) for name in CLASSES) == pytest.approx(1.0)
     assert by_name["puerquito/07.jpg"]["status"] == "failed"
-    assert "truncated" in by_name["puerquito/07.jpg"]["error"]
+    assert by_name["puerquito/07.jpg"]["error"] == "La imagen está incompleta: el archivo termina antes de tiempo."
+    assert by_name["puerquito/07.jpg"]["error_code"] == "truncated"
     assert by_name["notes.txt"]["status"] == "skipped"
+    assert by_name["notes.txt"]["error_code"] == "not_a_photo"
+    assert by_name["orejas/05.jpg"]["error"] == ""
+    assert by_name["orejas/05.jpg"]["error_code"] == ""
+
+
+def test_csv_export_columns(client, results_stack):
+    response = client.get(f"/jobs/{results_stack.job_id}/export.csv")
+
+    header = next(csv.reader(io.StringIO(response.get_data(as_text=True))))
+    assert header[:9] == ["path", "status", "error", "top_class", "top_probability", "error_code", "sha256", "width",
+                          "height"]
+    assert header[9:] == [f"p_{name}" for name in CLASSES]
+
+
+def test_export_reasons_follow_the_browser_language(client, results_stack):
+    response = client.get(f"/jobs/{results_stack.job_id}/export.jsonl", headers={"Accept-Language": "en"})
+
+    rows = {row["path"]: row for row in map(json.loads, response.get_data(as_text=True).splitlines())}
+    assert rows["puerquito/07.jpg"]["error"] == "The image is incomplete: the file ends too early."
+    assert rows["puerquito/07.jpg"]["error_code"] == "truncated"
+    assert rows["notes.txt"]["error"] == "Not a photo: neither its content nor its name is an image format."
+    assert rows["orejas/05.jpg"]["error_code"] is None
 
 
 def test_jsonl_export_has_one_object_per_photo(client, results_stack):
     response = client.get(f"/jobs/{results_stack.job_id}/export.jsonl")
 
     rows = [json.loads(line) for line in response.get_data(as_text=True).splitlines()]
+    assert response.headers["Content-Type"] == "application/x-ndjson; charset=utf-8"
     assert len(rows) == PHOTOS + 2
+    assert list(rows[7])[:4] == ["path", "status", "error", "error_code"]
+    assert rows[7]["error_code"] == "truncated"
     assert set(rows[0]["probabilities"]) == set(CLASSES)
     assert rows[7]["status"] == "failed" and rows[7]["probabilities"] is None
 

@@ -34,6 +34,9 @@ ARTIFACTS = REPO_ROOT / "test-artifacts" / "web"
 # Names as phones and computers produce them; the page must show them as they were.
 RENAMED = {"conchita": "Concha de vainilla ñ.jpg", "besos": "Пирожок с вареньем.jpg", "donas": "甜甜圈 早餐.jpg"}
 PHOTOS_PER_CLASS = 20
+# The probability bars' class names that do not fit their box.
+CUT_LABELS = ("Array.from(document.querySelectorAll('.bar-label'))"
+              ".filter((label) => label.scrollWidth > label.clientWidth + 1).map((label) => label.textContent)")
 
 
 @pytest.fixture(scope="module")
@@ -148,6 +151,7 @@ def test_browser_uploads_a_folder_and_browses_the_results(live_stack, photo_fold
     assert page.text_content("#count-total").strip() == "200"
     assert page.text_content("#count-done").strip() == "200"
     assert page.text_content("#job-status").strip() == "Terminado"
+    assert page.text_content("#created-age").startswith("hace ")
 
     page.click("#results-link")
     page.wait_for_selector("#results-grid")
@@ -200,6 +204,25 @@ def test_browser_table_shows_original_names(live_stack, browser_page):
     text = page.text_content("#results-table")
     for class_name, name in RENAMED.items():
         assert f"vitrina/{class_name}/{name}" in text
+    layout = page.evaluate("""() => {
+      const scroller = document.getElementById('results-table-scroll');
+      scroller.scrollIntoView();
+      const box = scroller.getBoundingClientRect();
+      scroller.scrollLeft = scroller.scrollWidth;
+      const name = document.querySelector('#results-table td.name').getBoundingClientRect();
+      const lastColumn = document.querySelector('#results-table thead th:last-child').getBoundingClientRect();
+      return {pageWidth: document.documentElement.scrollWidth, viewportWidth: document.documentElement.clientWidth,
+              viewportHeight: window.innerHeight, bottom: box.bottom, right: box.right, scrolled: scroller.scrollLeft,
+              nameLeft: name.left - box.left, nameWidth: name.width, lastColumnRight: lastColumn.right};
+    }""")
+    screenshot(page, "09-results-table-scrolled", full_page=False)
+    # The table scrolls sideways in its own box, whose scroll bar is on screen, and the names stay in view.
+    assert layout["pageWidth"] <= layout["viewportWidth"]
+    assert layout["bottom"] <= layout["viewportHeight"]
+    assert layout["scrolled"] > 0
+    assert layout["lastColumnRight"] <= layout["right"]
+    assert layout["nameLeft"] <= 2
+    assert layout["nameWidth"] >= 250
 
 
 def test_browser_quick_test_answers_on_the_same_page(live_stack, browser_page, dataset_root):
@@ -209,7 +232,7 @@ def test_browser_quick_test_answers_on_the_same_page(live_stack, browser_page, d
     page.click("text=Prueba rápida")
     page.set_input_files("#quick-photo", str(dataset_root / "orejas" / "orejas_3.jpg"))
     page.wait_for_selector("#quick-result:not([hidden])", timeout=120_000)
-    screenshot(page, "09-quick-test")
+    screenshot(page, "10-quick-test")
 
     label = page.text_content("#quick-class").strip()
     assert label in {display_name(name, "es") for name in REFERENCE_CLASSES}
@@ -224,9 +247,60 @@ def test_browser_language_switch_to_english(live_stack, browser_page):
     page.click("button[lang=en]")
     page.wait_for_selector("text=Upload photos")
     page.click("text=Upload photos")
-    screenshot(page, "10-upload-english")
+    screenshot(page, "11-upload-english")
 
     assert page.locator("html").get_attribute("lang") == "en"
     assert "Drag photos, folders or a zip here" in page.content()
     page.click("button[lang=es]")
     page.wait_for_selector("text=Subir fotos")
+
+
+def test_browser_english_class_names_are_not_cut(live_stack, browser_page, dataset_root):
+    page = browser_page
+    sign_in(page, live_stack.base_url)
+    page.click("button[lang=en]")
+    try:
+        page.wait_for_selector("text=Upload photos")
+        page.locator("table.jobs a").first.click()
+        page.click("#results-link")
+        page.wait_for_selector("#results-grid")
+        screenshot(page, "12-results-grid-english")
+        grid_labels = page.locator(".bars.compact .bar-label").count()
+        cut_in_grid = page.evaluate(CUT_LABELS)
+        page.locator(".tile-link").first.click()
+        page.wait_for_selector("#photo-image")
+        screenshot(page, "13-photo-english")
+        cut_on_photo_page = page.evaluate(CUT_LABELS)
+        page.click("text=Quick test")
+        page.set_input_files("#quick-photo", str(dataset_root / "puerquito" / "puerquito_3.jpg"))
+        page.wait_for_selector("#quick-result:not([hidden])", timeout=120_000)
+        screenshot(page, "14-quick-test-english")
+        cut_in_quick_test = page.evaluate(CUT_LABELS)
+    finally:
+        page.click("button[lang=es]")
+        page.wait_for_selector("text=Subir fotos")
+
+    assert grid_labels >= len(REFERENCE_CLASSES)
+    assert cut_in_grid == []
+    assert cut_on_photo_page == []
+    assert cut_in_quick_test == []
+
+
+def test_browser_failed_upload_hides_the_progress_bar(live_stack, browser_page, tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("a shopping list, not a photo\n")
+    page = browser_page
+    sign_in(page, live_stack.base_url)
+    page.click("text=Subir fotos")
+
+    page.set_input_files("#pick-files", str(notes))
+    page.wait_for_function("document.getElementById('selection').textContent !== ''")
+    chosen = page.text_content("#selection")
+    page.click("#start-upload")
+    page.wait_for_selector("#upload-error:not([hidden])")
+    screenshot(page, "15-upload-failed")
+
+    assert chosen.startswith("1 archivo elegido (")
+    assert page.is_hidden("#upload-progress")
+    assert page.get_attribute("#upload-progress", "data-percent") == "0"
+    assert "Ninguno de los archivos subidos es una foto" in page.text_content("#upload-error")

@@ -131,16 +131,24 @@ def fake_probabilities(position: int) -> tuple[str, list[float]]:
     return CLASSES[top_index], probabilities
 
 
-def classify(job_id: str, failed_positions: frozenset[int] = frozenset()) -> None:
-    """Write predictions for a job's pending photos as a worker would, failing the given positions."""
+# Failure reasons as the workers store them: a damaged file (permanent, a retry would fail again) and a
+# worker that stopped (passing, a retry may succeed).
+FAILURE_MESSAGES = {
+    "truncated": "{name} is a damaged JPEG file: image file is truncated.",
+    "worker_lost": "A worker process stopped 3 times while classifying this photo's chunk; it was not tried again.",
+}
+
+
+def classify(job_id: str, failed_positions: frozenset[int] = frozenset(), error_code: str = "truncated") -> None:
+    """Write predictions for a job's pending photos as a worker would, failing the given positions with error_code."""
     with session_scope() as session:
         photos = session.scalars(select(Photo).where(Photo.job_id == job_id, Photo.status == PhotoStatus.PENDING)
                                  .order_by(Photo.position)).all()
         version_id = session.scalar(select(ModelVersion.id).where(ModelVersion.is_active.is_(True)))
         for photo in photos:
             if photo.position in failed_positions:
-                photo.status, photo.error_code = PhotoStatus.FAILED, "truncated"
-                photo.error = f"{photo.original_name} is a damaged JPEG file: image file is truncated."
+                photo.status, photo.error_code = PhotoStatus.FAILED, error_code
+                photo.error = FAILURE_MESSAGES[error_code].format(name=photo.original_name)
                 continue
             top_class, probabilities = fake_probabilities(photo.position)
             photo.status, photo.width, photo.height = PhotoStatus.DONE, 640, 480

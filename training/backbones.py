@@ -230,8 +230,13 @@ def _load_backbone_state(backbone: nn.Module, state_dict: dict, origin: str, dro
 def _read_state_dict(path: Path) -> dict:
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError) as exc:
-        raise WeightsMismatchError(f"Weights file {path} is not a readable PyTorch state_dict: {exc}") from exc
+    except (RuntimeError, OSError, EOFError, ValueError, KeyError, IndexError, pickle.UnpicklingError) as exc:
+        # torch's own message suggests weights_only=False, which would run code from the file: not repeated here.
+        log.debug("torch.load(%s) failed: %s", path, exc)
+        raise WeightsMismatchError(
+            f"Weights file {path} is not a PyTorch state_dict saved with torch.save, such as torchvision's "
+            f"{RESNET50_FILE}."
+        ) from exc
     for key in ("state_dict", "model"):
         if isinstance(loaded, dict) and isinstance(loaded.get(key), dict):
             loaded = loaded[key]

@@ -35,17 +35,18 @@ DISPLAY_NAMES = {
         "quequito": "Mantecada",
         "rosca-de-reyes": "Rosca de Reyes",
     },
+    # English keeps the Spanish name that staff use, with a short gloss where it helps.
     "en": {
         "barquillo": "Barquillo (cream horn)",
         "besos": "Beso (kiss bun)",
-        "conchita": "Concha (shell bun)",
-        "cuernitos": "Cuernito (crescent roll)",
-        "donas": "Doughnut",
+        "conchita": "Conchita (shell bun)",
+        "cuernitos": "Cuernito (crescent)",
+        "donas": "Dona (doughnut)",
         "orejas": "Oreja (palmier)",
-        "pan-de-muerto": "Pan de muerto (Day of the Dead bread)",
-        "puerquito": "Puerquito (piggy cookie)",
+        "pan-de-muerto": "Pan de muerto",
+        "puerquito": "Puerquito (pig cookie)",
         "quequito": "Mantecada (muffin)",
-        "rosca-de-reyes": "Rosca de Reyes (Kings' ring)",
+        "rosca-de-reyes": "Rosca de Reyes",
     },
 }
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.photos import is_junk_path, is_photo_candidate
+from training.photos import NOT_A_PHOTO, SYSTEM_FILE, is_junk_path, is_photo_candidate
 
 log = logging.getLogger(__name__)
 
@@ -101,10 +101,10 @@ def _load_folders(root: Path) -> LabelledDataset:
         for path in files:
             relative = str(path.relative_to(root))
             if is_junk_path(relative):
-                skipped.append((relative, "system file"))
+                skipped.append((relative, SYSTEM_FILE))
                 continue
             if not is_photo_candidate(path.name, _header(path)):
-                skipped.append((relative, "not a photo"))
+                skipped.append((relative, NOT_A_PHOTO))
                 continue
             samples.append(Sample(path, label))
 
@@ -135,7 +135,7 @@ def _load_csv(csv_path: Path, root: Path) -> LabelledDataset:
         if not path.is_relative_to(root.resolve()):
             raise DatasetError(f"{csv_path} names {relative!r}, which lies outside {root}.")
         if is_junk_path(relative):
-            skipped.append((relative, "system file"))
+            skipped.append((relative, SYSTEM_FILE))
         elif not path.is_file():
             skipped.append((relative, "missing"))
             log.warning("Skipping %s: listed in %s but not found", relative, csv_path.name)

@@ -58,6 +58,10 @@ JUNK_FOLDERS = frozenset({"__macosx", ".git", ".svn", "@eadir", ".thumbnails", "
 _HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1"}
 _AVIF_BRANDS = {b"avif", b"avis"}
 
+# Reasons given for files that are skipped rather than classified.
+SYSTEM_FILE = "System file, not a photo."
+NOT_A_PHOTO = "Not a photo: neither its content nor its name is an image format."
+
 Source = Union[str, os.PathLike, bytes, BinaryIO]
 
 
@@ -148,7 +152,7 @@ def open_photo(source: Source, *, max_pixels: int = DEFAULT_MAX_PIXELS, name: st
     if image_format is None:
         raise PhotoError(
             "not_an_image",
-            f"{label} is not an image: its content is not JPEG, PNG, WebP, BMP, TIFF, GIF or HEIC.",
+            f"{label} is not an image: its content is not JPEG, PNG, WebP, BMP, TIFF, GIF, HEIC or AVIF.",
         )
     if image_format == "HEIF" and not HEIF_AVAILABLE:
         raise PhotoError("unsupported_format", f"{label} is HEIC/HEIF and pillow-heif is not installed.")

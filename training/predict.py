@@ -13,7 +13,15 @@ import torch
 
 from training.artifact import LoadedModel
 from training.datasets import natural_key
-from training.photos import DRAFT_SIZE, PhotoError, is_junk_path, is_photo_candidate, open_photo
+from training.photos import (
+    DRAFT_SIZE,
+    NOT_A_PHOTO,
+    SYSTEM_FILE,
+    PhotoError,
+    is_junk_path,
+    is_photo_candidate,
+    open_photo,
+)
 from training.pipeline import load_in_batches, run_model, stack_pixels
 
 log = logging.getLogger(__name__)
@@ -58,11 +66,11 @@ def list_photos(folder: str | os.PathLike) -> FolderListing:
             path = Path(directory) / name
             relative = path.relative_to(folder)
             if is_junk_path(relative):
-                skipped.append((path, "system file"))
+                skipped.append((path, SYSTEM_FILE))
             elif not path.is_file():
                 skipped.append((path, "not a regular file"))
             elif not is_photo_candidate(name, _header(path)):
-                skipped.append((path, "not a photo"))
+                skipped.append((path, NOT_A_PHOTO))
             else:
                 photos.append(path)
     photos.sort(key=lambda path: natural_key(str(path.relative_to(folder))))
@@ -83,12 +91,18 @@ def predict_images(loaded: LoadedModel, images: list) -> torch.Tensor:
 
 
 def classify_paths(loaded: LoadedModel, paths: Iterable[str | os.PathLike], batch_size: int = 64,
-                   on_result: Callable[[PhotoPrediction], None] | None = None) -> Iterator[PhotoPrediction]:
-    """Yield one PhotoPrediction per path, in input order; bad photos come back as `failed`."""
+                   on_result: Callable[[PhotoPrediction], None] | None = None,
+                   names: dict[str, str] | None = None) -> Iterator[PhotoPrediction]:
+    """Yield one PhotoPrediction per path, in input order; bad photos come back as `failed`.
+
+    `names` maps a path to the name error messages should use for it, such as
+    the name a photo was uploaded under instead of its storage path.
+    """
     classes = loaded.classes
 
     def load(path):
-        image = open_photo(path, draft_size=DRAFT_SIZE)
+        name = names.get(str(path)) if names else None
+        image = open_photo(path, draft_size=DRAFT_SIZE, name=name)
         return loaded.preset.pixels(image), image.info["original_size"]
 
     overlap = loaded.runtime.device.type == "cuda"

@@ -51,6 +51,9 @@ def create_app(test_config: dict | None = None) -> Flask:
         BABEL_DEFAULT_LOCALE=i18n.DEFAULT_LOCALE,
         # Tokens stay valid for the whole sign-in session: a 2,000-photo upload can outlast an hour.
         WTF_CSRF_TIME_LIMIT=None,
+        # After this many failed sign-ins of one username from one address within the window, sign-ins get 429.
+        SIGN_IN_MAX_FAILURES=5,
+        SIGN_IN_WINDOW_S=15 * 60,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_HTTPONLY=True,
     )

@@ -68,7 +68,8 @@ def create_user(session: Session, username: str, password: str, is_admin: bool =
         raise AccountError("invalid_username", f"Username {username!r} is invalid: use 1 to 80 letters, digits "
                            f"or . _ - @, starting with a letter or digit.")
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise AccountError("short_password", f"The password has {len(password)} characters; it needs at least "
+        characters = "character" if len(password) == 1 else "characters"
+        raise AccountError("short_password", f"The password has {len(password)} {characters}; it needs at least "
                            f"{MIN_PASSWORD_LENGTH}.")
     if find_user(session, username) is not None:
         raise AccountError("username_taken", f"User {username!r} already exists.")

@@ -186,7 +186,7 @@ def cancel(job_id):
 
 @bp.route("/jobs/<job_id>/retry", methods=("POST",))
 def retry(job_id):
-    """Queue a finished job's failed photos again."""
+    """Queue a finished job's failed photos again, except those whose file would fail the same way."""
     job = load_job(job_id)
 
     chunks = retry_job(job)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+import math
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, flash, g, jsonify, redirect, render_template, request, session, url_for
-from flask_babel import gettext as _, lazy_gettext as _l
+from flask import (Blueprint, Flask, current_app, flash, g, jsonify, redirect, render_template, request, session,
+                   url_for)
+from flask_babel import gettext as _, lazy_gettext as _l, ngettext
 from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
@@ -16,6 +19,9 @@ from web.accounts import SignedInUser, authenticate
 from web.database import get_db
 from web.extensions import login_manager
 from web.i18n import LANGUAGES
+from web.throttle import SignInThrottle
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("auth", __name__)
 
@@ -33,19 +39,49 @@ def login():
     """Show the sign-in form and sign the user in."""
     form = LoginForm()
     target = safe_next(request.args.get("next"))
+    status = 401 if request.method == "POST" else 200
+    headers = {}
 
     if form.validate_on_submit():
-        user = authenticate(get_db(), form.username.data.strip(), form.password.data)
-        if user is None:
-            flash(_("The username or password is incorrect."), "error")
-        else:
+        user, status, headers = check_sign_in(form.username.data.strip(), form.password.data,
+                                              request.remote_addr or "unknown")
+        if user is not None:
             login_user(SignedInUser.from_row(user))
             if user.language in LANGUAGES and "language" not in session:
                 session["language"] = user.language
             return redirect(target or url_for("jobs.index"))
 
-    status = 401 if request.method == "POST" else 200
-    return render_template("auth/login.html", form=form, next=target), status
+    return render_template("auth/login.html", form=form, next=target), status, headers
+
+
+def check_sign_in(username: str, password: str, address: str) -> tuple[User | None, int, dict]:
+    """Return (user, HTTP status, headers) of a sign-in attempt, throttled per username and address.
+
+    A rejected attempt gets its message flashed: 401 for a wrong username or
+    password, 429 with Retry-After once too many attempts have failed.
+    """
+    throttle: SignInThrottle = current_app.extensions["sign_in_throttle"]
+    wait_s = throttle.wait_seconds(username, address)
+    if wait_s:
+        minutes = math.ceil(wait_s / 60)
+        flash(ngettext("Too many failed sign-ins for this user. Try again in %(num)s minute.",
+                       "Too many failed sign-ins for this user. Try again in %(num)s minutes.", minutes), "error")
+        return None, 429, {"Retry-After": str(math.ceil(wait_s))}
+
+    user = authenticate(get_db(), username, password)
+    if user is not None:
+        throttle.clear(username, address)
+        return user, 302, {}
+
+    failures = throttle.record_failure(username, address)
+    window_min = throttle.window_s // 60
+    log.warning("Failed sign-in for user %r from %s (%d of %d allowed in %d minutes)", username, address, failures,
+                throttle.max_failures, window_min)
+    if failures == throttle.max_failures:
+        log.warning("Sign-ins for user %r from %s are rejected with 429 for the next %d minutes", username, address,
+                    window_min)
+    flash(_("The username or password is incorrect."), "error")
+    return None, 401, {}
 
 
 @bp.route("/logout", methods=("POST",))
@@ -115,6 +151,8 @@ def wants_json() -> bool:
 
 
 def init_app(app: Flask) -> None:
+    app.extensions["sign_in_throttle"] = SignInThrottle(app.config["SIGN_IN_MAX_FAILURES"],
+                                                        app.config["SIGN_IN_WINDOW_S"])
     login_manager.user_loader(load_user)
     login_manager.login_view = "auth.login"
     login_manager.session_protection = "basic"

@@ -17,7 +17,7 @@ from pathlib import Path
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from flask import Flask, g, request, session
-from flask_babel import format_timedelta, get_locale, lazy_gettext as _l, lazy_pgettext
+from flask_babel import format_timedelta, get_locale, lazy_gettext as _l, lazy_pgettext, ngettext
 from flask_login import current_user
 
 from training.classes import description, display_name
@@ -49,7 +49,15 @@ def compile_translations(source_dir: Path, target_dir: Path) -> Path:
 
 
 def select_language() -> str:
-    """Return the language of this request: the switcher's choice, the user's, the browser's, or Spanish."""
+    """Return the language of this request: the switcher's choice, the user's, the browser's, or Spanish.
+
+    For the API an Accept-Language header that names Spanish or English comes
+    first, because a script states the language it wants with each request.
+    """
+    if request.path.startswith("/api/") and request.headers.get("Accept-Language"):
+        requested = request.accept_languages.best_match(list(LANGUAGES))
+        if requested is not None:
+            return requested
     chosen = session.get("language")
     if chosen in LANGUAGES:
         return chosen
@@ -107,7 +115,8 @@ PHOTO_ERRORS = {
     "not_a_photo": _l("Not a photo: neither its content nor its name is an image format."),
     "file_too_large": _l("The file is larger than the size limit for one photo."),
     "empty": _l("The file is empty."),
-    "not_an_image": _l("The file is not an image: its content is not JPEG, PNG, WebP, BMP, TIFF, GIF or HEIC."),
+    "not_an_image": _l("The file is not an image: its content is not JPEG, PNG, WebP, BMP, TIFF, GIF, HEIC or "
+                       "AVIF."),
     "unsupported_format": _l("The image format is not supported."),
     "corrupt": _l("The image is damaged and cannot be read."),
     "truncated": _l("The image is incomplete: the file ends too early."),
@@ -133,6 +142,20 @@ def photo_error_text(code: str | None, stored: str | None) -> str:
     return stored or ""
 
 
+def photo_error_texts() -> dict[str, str]:
+    """Return every translated photo failure reason in the current language, by error code."""
+    return {code: str(text) for code, text in PHOTO_ERRORS.items()}
+
+
+def plural_forms(singular: str, plural: str) -> dict[str, str]:
+    """Return a message's singular and plural form in the current language, for a page script to choose from.
+
+    The script picks "one" for a count of 1 and "other" for any other count.
+    That is the English rule, and the Spanish one except for whole millions.
+    """
+    return {"one": ngettext(singular, plural, 1), "other": ngettext(singular, plural, 2)}
+
+
 def age(moment: datetime | None) -> str:
     """Return how long ago a moment was, in words of the current language ("hace 5 minutos")."""
     if moment is None:
@@ -154,5 +177,6 @@ def init_app(app: Flask) -> None:
         photo_error_text=photo_error_text,
         current_language=current_language,
         age=age,
+        plural_forms=plural_forms,
         language_names=LANGUAGE_NAMES,
     )

@@ -6,14 +6,14 @@ import math
 from datetime import datetime, timezone
 
 from flask import Blueprint, current_app, flash, jsonify, redirect, render_template, request, url_for
-from flask_babel import format_timedelta, gettext as _
+from flask_babel import format_decimal, format_timedelta, gettext as _, ngettext
 from sqlalchemy import func, select
 
 from pandulce.db import BatchJob, JobStatus
-from pandulce.jobs import JobError, cancel_job, photos_per_second, retry_failed
+from pandulce.jobs import JobError, cancel_job, photos_per_second, retry_failed, retryable_count
 from web.access import load_job, visible_jobs
 from web.database import get_db
-from web.i18n import job_status_label
+from web.i18n import age, job_status_label
 from web.messages import WebError
 from web.submit import check_queue, enqueue_or_cancel
 
@@ -39,7 +39,8 @@ def index():
 def job_page(job_id):
     """Show a job with its live progress bar and its actions."""
     job = load_job(job_id)
-    return render_template("jobs/job.html", job=job, status=job_status(job))
+    retryable = retryable_count(get_db(), job.id) if job.finished else 0
+    return render_template("jobs/job.html", job=job, status=job_status(job), retryable=retryable)
 
 
 @bp.route("/<job_id>/status")
@@ -65,17 +66,19 @@ def cancel(job_id):
 
 @bp.route("/<job_id>/retry", methods=("POST",))
 def retry(job_id):
-    """Queue the job's failed photos again."""
+    """Queue the job's failed photos again, except those whose file would fail the same way."""
     job = load_job(job_id)
+    count = retryable_count(get_db(), job.id)
 
     retry_job(job)
 
-    flash(_("The failed photos are queued again."), "info")
+    flash(ngettext("%(num)s failed photo is queued again.", "%(num)s failed photos are queued again.", count),
+          "info")
     return redirect(url_for("jobs.job_page", job_id=job.id), code=303)
 
 
 def retry_job(job: BatchJob) -> list[int]:
-    """Put a job's failed photos back in the queue; raise WebError when there are none or it still runs."""
+    """Put a job's retryable failed photos back in the queue; raise WebError when there are none or it still runs."""
     settings = current_app.config["SETTINGS"]
     check_queue(settings)
     try:
@@ -122,12 +125,25 @@ def job_status(job: BatchJob) -> dict:
         "photos_per_second": round(rate, 2) if rate else None,
         "eta_seconds": eta,
         "eta_text": format_timedelta(eta, granularity="second", threshold=1.1) if eta is not None else None,
+        "rate_text": rate_text(rate),
         "error": job.error,
         "created_at": iso(job.created_at),
+        "created_age": age(job.created_at),
         "started_at": iso(job.started_at),
         "finished_at": iso(job.finished_at),
         "model_version_id": job.model_version_id,
     }
+
+
+def rate_text(rate: float | None) -> str | None:
+    """Return the classification rate in words of the current language ("2.5 photos per second")."""
+    if not rate:
+        return None
+    rounded = round(rate, 2)
+    # Plural rules take whole numbers, so a rate with decimals, which is plural
+    # in Spanish and English, is passed as 2.
+    count = int(rounded) if rounded.is_integer() else 2
+    return ngettext("%(rate)s photo per second", "%(rate)s photos per second", count, rate=format_decimal(rounded))
 
 
 def iso(moment: datetime | None) -> str | None:

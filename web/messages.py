@@ -8,7 +8,7 @@ here, in their language, with the configured limits filled in.
 from __future__ import annotations
 
 from flask import current_app
-from flask_babel import format_number, gettext as _
+from flask_babel import format_number, gettext as _, ngettext
 
 from pandulce.uploads import UploadLimits
 
@@ -37,12 +37,13 @@ def describe(code: str, fallback: str = "") -> tuple[int, str]:
     messages = {
         "empty": (400, _("The upload contains no files; choose photos, a folder or a zip.")),
         "not_an_image": (400, _("None of the uploaded files is a photo: their content is not JPEG, PNG, WebP, "
-                                "BMP, TIFF, GIF or HEIC.")),
+                                "BMP, TIFF, GIF, HEIC or AVIF.")),
         "no_photos": (400, _("No file of the upload can be classified: every file is a system file, not a photo, "
                              "or too large.")),
         "file_too_large": (413, _("The file is larger than the limit of %(size)s MB for one photo.", size=photo_mb)),
-        "too_many_photos": (413, _("The upload has more than %(count)s photos; split it into several jobs.",
-                                   count=format_number(limits.max_photos))),
+        "too_many_photos": (413, ngettext("The upload has more than %(count)s photo; split it into several jobs.",
+                                          "The upload has more than %(count)s photos; split it into several jobs.",
+                                          limits.max_photos, count=format_number(limits.max_photos))),
         "zip_too_large": (413, _("The zip expands to more than %(size)s GB; split it into smaller zips.",
                                  size=zip_gb)),
         "zip_bomb": (400, _("A file in the zip expands more than %(ratio)s times; the zip looks malicious and was "
@@ -57,7 +58,8 @@ def describe(code: str, fallback: str = "") -> tuple[int, str]:
         "bad_batch": (400, _("The batch of files is invalid: its number or its list of names is wrong.")),
         "not_cancellable": (409, _("The job has already finished, so it cannot be cancelled.")),
         "still_running": (409, _("The job is still running; retry its failed photos when it has finished.")),
-        "nothing_to_retry": (409, _("The job has no failed photos to retry.")),
+        "nothing_to_retry": (409, _("The job has no failed photos that a retry could classify. Damaged files and "
+                                    "files that are not images would fail the same way again.")),
     }
     if code in messages:
         return messages[code]

@@ -81,7 +81,9 @@ SCHEMAS = {
         "skipped": {"type": "integer"}, "cancelled": {"type": "integer"}, "pending": {"type": "integer"},
         "percent": {"type": "number"}, "photos_per_second": {"type": "number", "nullable": True},
         "eta_seconds": {"type": "integer", "nullable": True}, "eta_text": {"type": "string", "nullable": True},
+        "rate_text": {"type": "string", "nullable": True, "description": "photos_per_second in words"},
         "error": {"type": "string", "nullable": True}, "created_at": {"type": "string", "format": "date-time"},
+        "created_age": {"type": "string", "description": "How long ago the job was created, in words"},
         "started_at": {"type": "string", "format": "date-time", "nullable": True},
         "finished_at": {"type": "string", "format": "date-time", "nullable": True},
         "model_version_id": {"type": "integer"}}},
@@ -157,7 +159,8 @@ def _operations() -> dict:
                                    "parameters": [JOB_ID], "responses": {"200": job_json, **_errors(404)}}},
         "/jobs/{job_id}/cancel": {"post": {"summary": "Cancel a queued or running job", "parameters": [JOB_ID],
                                            "responses": {"200": job_json, **_errors(404, 409)}}},
-        "/jobs/{job_id}/retry": {"post": {"summary": "Queue a finished job's failed photos again",
+        "/jobs/{job_id}/retry": {"post": {"summary": "Queue a finished job's failed photos again, except those "
+                                                     "whose file is damaged or not an image",
                                           "parameters": [JOB_ID],
                                           "responses": {"200": job_json, **_errors(404, 409, 503)}}},
         "/jobs/{job_id}/results": {"get": {"summary": "A page of the job's photos, filtered and sorted",
@@ -199,7 +202,9 @@ def openapi_document() -> dict:
         "info": {"title": "pan-dulce API", "version": __version__,
                  "description": "Batch classification of pan dulce photos. Authenticate with "
                                 "`Authorization: Bearer TOKEN`; `pandulce users token USERNAME` issues one. "
-                                "Errors are {\"error\": code, \"message\": sentence}."},
+                                "Errors are {\"error\": code, \"message\": sentence}. Messages and class names "
+                                "are in the language of the Accept-Language header (es or en), or else in the "
+                                "user's saved language."},
         "servers": [{"url": API_PREFIX}],
         "security": [{"bearer": []}],
         "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}, "schemas": SCHEMAS},

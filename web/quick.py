@@ -58,7 +58,8 @@ def start_quick_test(photo: FileStorage | None, user_id: int) -> tuple[str, str]
         raise WebError("no_file", 400, _("Choose a photo or take one with the camera."))
     header = photo.stream.read(64)
     if sniff_format(header) is None:
-        raise WebError.from_code("not_an_image")
+        # The sentence for one photo, not the upload's "None of the uploaded files…".
+        raise WebError("not_an_image", 400, photo_error_text("not_an_image", None))
     check_queue(settings)
 
     try:

@@ -6,7 +6,9 @@ from typing import Iterator
 
 from flask import Blueprint, Response, abort, current_app, render_template, request, send_file, url_for
 from flask_babel import gettext as _
+from markupsafe import Markup, escape
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from pandulce.db import BatchJob, Photo, get_sessionmaker
 from pandulce.exports import render
@@ -14,11 +16,16 @@ from pandulce.jobs import job_rows, prediction_map
 from web.access import load_job, load_photo
 from web.browse import parse_filter, query_results
 from web.database import get_db
+from web.i18n import photo_error_texts
 from web.thumbnails import display_file, thumbnail_file
 
 bp = Blueprint("results", __name__, url_prefix="/jobs/<job_id>")
 
+# Full Content-Type values: passed as content_type, so Werkzeug adds no second charset.
 EXPORT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
+# CSV columns after the base ones of pandulce.exports, before the probabilities.
+EXPORT_EXTRA_COLUMNS = ("error_code", "sha256", "width", "height")
+EXPORT_PAGE_SIZE = 500
 # Thumbnails and images are named by content, so browsers may keep them for good.
 IMMUTABLE = "private, max-age=31536000, immutable"
 VIEWS = ("grid", "table")
@@ -37,6 +44,12 @@ def results(job_id):
     page = query_results(get_db(), job, result_filter)
     return render_template("results/results.html", job=job, classes=classes, page=page, view=view,
                            result_filter=result_filter, page_url=page_url)
+
+
+@bp.app_template_filter("breakable_path")
+def breakable_path(name: str) -> Markup:
+    """Escape a photo's path and let browsers wrap it after each slash rather than inside a file name."""
+    return Markup("/<wbr>").join(escape(part) for part in name.split("/"))
 
 
 def page_url(page: int) -> str:
@@ -126,15 +139,18 @@ def export(job_id, file_format):
 
 
 def export_response(job: BatchJob, file_format: str) -> Response:
+    """Stream a job's export, with failure reasons in the request's language."""
     if file_format not in EXPORT_TYPES:
         abort(404, _("Exports are CSV or JSONL, not %(format)s.", format=file_format[:16]))
-    body = export_body(current_app.config["DATABASE_URL"], job.id, file_format)
-    response = Response(body, mimetype=EXPORT_TYPES[file_format])
+    # Translated now: the body is streamed after the request context has ended.
+    error_texts = photo_error_texts()
+    body = export_body(current_app.config["DATABASE_URL"], job.id, file_format, error_texts)
+    response = Response(body, content_type=EXPORT_TYPES[file_format])
     response.headers["Content-Disposition"] = f'attachment; filename="job-{job.id[:8]}.{file_format}"'
     return response
 
 
-def export_body(database_url: str, job_id: str, file_format: str) -> Iterator[str]:
+def export_body(database_url: str, job_id: str, file_format: str, error_texts: dict[str, str]) -> Iterator[str]:
     """Yield the export piece by piece from a session of its own.
 
     The response is streamed after the request's teardown has closed the
@@ -144,7 +160,18 @@ def export_body(database_url: str, job_id: str, file_format: str) -> Iterator[st
     session = get_sessionmaker(database_url)()
     try:
         job = session.get(BatchJob, job_id)
-        yield from render(job_rows(session, job), list(job.model_version.classes), file_format,
-                          extra=("sha256", "width", "height"))
+        yield from render(export_rows(session, job, error_texts), list(job.model_version.classes), file_format,
+                          extra=EXPORT_EXTRA_COLUMNS)
     finally:
         session.close()
+
+
+def export_rows(session: Session, job: BatchJob, error_texts: dict[str, str]) -> Iterator[dict]:
+    """Yield the job's export rows with each failure reason in the page language.
+
+    A reason whose code has no translation keeps the worker's English sentence.
+    """
+    for row in job_rows(session, job, page_size=EXPORT_PAGE_SIZE):
+        if row["error_code"]:
+            row["error"] = error_texts.get(row["error_code"], row["error"])
+        yield row

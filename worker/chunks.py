@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 class ChunkWork:
     version_id: int
     artifact_path: str
-    photos: list[tuple[int, str]]  # (photo id, stored path) still to classify
+    photos: list[tuple[int, str, str]]  # (photo id, stored path, uploaded name) still to classify
     over_limit: bool
     deliveries: int
 
@@ -102,19 +102,22 @@ def _start(session: Session, job_id: str, chunk_index: int, worker_name: str, se
         job.started_at = now
 
     version = session.get(ModelVersion, job.model_version_id)
-    photos = session.execute(select(Photo.id, Photo.stored_path).where(
+    photos = session.execute(select(Photo.id, Photo.stored_path, Photo.original_name).where(
         Photo.job_id == job_id, Photo.chunk_index == chunk_index, Photo.status == PhotoStatus.PENDING)
         .order_by(Photo.position)).all()
-    return ChunkWork(version.id, version.artifact_path, [(row.id, row.stored_path) for row in photos],
+    return ChunkWork(version.id, version.artifact_path,
+                     [(row.id, row.stored_path, row.original_name) for row in photos],
                      over_limit=chunk.deliveries > settings.max_deliveries, deliveries=chunk.deliveries)
 
 
-def _classify(loaded, photos: list[tuple[int, str]], settings: Settings) -> dict[int, object]:
+def _classify(loaded, photos: list[tuple[int, str, str]], settings: Settings) -> dict[int, object]:
     from training.predict import classify_paths
 
-    paths = [resolve(settings.data_dir, stored_path) for _, stored_path in photos]
-    results = classify_paths(loaded, paths, batch_size=loaded.runtime.batch_size)
-    return {photo_id: prediction for (photo_id, _), prediction in zip(photos, results)}
+    paths = [resolve(settings.data_dir, stored_path) for _, stored_path, _ in photos]
+    # Error messages name the photo as it was uploaded, never by its storage path.
+    names = {str(path): name for path, (_, _, name) in zip(paths, photos)}
+    results = classify_paths(loaded, paths, batch_size=loaded.runtime.batch_size, names=names)
+    return {photo_id: prediction for (photo_id, _, _), prediction in zip(photos, results)}
 
 
 def _write(session: Session, job_id: str, chunk_index: int, version_id: int, classes: list[str],

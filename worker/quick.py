@@ -31,7 +31,8 @@ def classify_quick_photo(request_id: str, relative_path: str, settings: Settings
         result = {"status": "failed", "error_code": "no_model", "error": "No model version is active."}
     else:
         loaded = model_for_version(version_id, artifact_path, settings)
-        result = next(iter(classify_paths(loaded, [resolve(settings.data_dir, relative_path)])))
+        path = resolve(settings.data_dir, relative_path)
+        result = next(iter(classify_paths(loaded, [path], names={str(path): "The photo"})))
         result = {
             "status": result.status, "error": result.error, "error_code": result.error_code,
             "top_class": result.top_class, "top_probability": result.top_probability,

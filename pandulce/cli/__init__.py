@@ -14,6 +14,8 @@ def configure_logging(verbose: bool = False) -> None:
     """Configure logging once for this process: INFO by default, DEBUG with --verbose."""
     level = logging.DEBUG if verbose else getattr(logging, os.environ.get("PANDULCE_LOG_LEVEL", "INFO").upper(), logging.INFO)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # TorchInductor looks for a CUDA toolkit even on CPU-only machines and warns when there is none.
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from pandulce.cli.text import count
+
 log = logging.getLogger(__name__)
 
 BACKBONE_CHOICES = click.Choice(["resnet50", "efficientnet-lite0"])
@@ -124,10 +126,11 @@ def classify(folder, model_dir, out_file, batch_size, device, precision, compile
 
     write_results(out_file, rows(), classes)
     bar.close()
-    click.echo(f"Classified {len(listing.photos)} photos: {counts['ok']} ok, {counts['failed']} failed, "
-               f"{counts['skipped']} files skipped. Results written to {out_file}")
+    click.echo(f"Classified {count(len(listing.photos), 'photo')}: {counts['ok']} ok, {counts['failed']} failed, "
+               f"{count(counts['skipped'], 'file')} skipped. Results written to {out_file}")
     if counts["failed"]:
-        click.echo(f"{counts['failed']} photos could not be read; their reasons are in the error column.", err=True)
+        click.echo(f"{count(counts['failed'], 'photo')} could not be read; the error column gives the reasons.",
+                   err=True)
 
 
 @click.command()
@@ -153,8 +156,8 @@ def evaluate(dataset, model_dir, seed, as_json, device, precision):
     if as_json:
         click.echo(json.dumps(metrics, indent=2))
         return
-    click.echo(f"Test photos: {metrics['test_size']}")
-    click.echo(f"Accuracy:            {metrics['accuracy']:.4f}")
+    click.echo(f"Test photos:          {metrics['test_size']}")
+    click.echo(f"Accuracy:             {metrics['accuracy']:.4f}")
     click.echo(f"Precision (weighted): {metrics['precision_weighted']:.4f}")
     click.echo(f"Recall (weighted):    {metrics['recall_weighted']:.4f}")
     click.echo(f"F1 (weighted):        {metrics['f1_weighted']:.4f}")
@@ -183,7 +186,7 @@ def dataset_fetch(dest, url):
         summary = fetch_dataset(dest, url or DEFAULT_URL)
     except FetchError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"Fetched {summary.photos} photos of {summary.classes} classes into {dest}")
+    click.echo(f"Fetched {count(summary.photos, 'photo')} of {count(summary.classes, 'class', 'classes')} into {dest}")
 
 
 def register(group: click.Group) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 from sqlalchemy import select
 
+from pandulce.cli.text import count
 from pandulce.config import get_settings
 
 
@@ -20,12 +21,12 @@ def ensure_schema() -> None:
     from alembic.script import ScriptDirectory
 
     from pandulce.db import get_engine
-    from pandulce.migrate import alembic_config, upgrade
+    from pandulce.migrate import alembic_config, quiet_alembic, upgrade
 
     settings = get_settings()
     config = alembic_config()
     head = ScriptDirectory.from_config(config).get_current_head()
-    with get_engine().connect() as connection:
+    with get_engine().connect() as connection, quiet_alembic():
         current = MigrationContext.configure(connection).get_current_revision()
     if current == head:
         return
@@ -147,7 +148,7 @@ def submit(source, model_version, name, wait):
         raise click.ClickException(str(exc)) from exc
     if chunks:
         enqueue_chunks(job_id, chunks)
-    click.echo(f"Job {job_id} queued: {len(chunks)} chunks.")
+    click.echo(f"Job {job_id} queued in {count(len(chunks), 'chunk')}.")
     if wait:
         watch_job(job_id)
 
@@ -187,6 +188,9 @@ def jobs(limit):
     ensure_schema()
     with session_scope() as session:
         rows = session.scalars(select(BatchJob).order_by(BatchJob.created_at.desc()).limit(limit)).all()
+        if not rows:
+            click.echo(f"No batch jobs yet in {get_settings().data_dir}; `pandulce submit FOLDER` adds one.")
+            return
         click.echo(f"{'job':36}  {'status':9}  {'done':>6} {'failed':>6} {'skipped':>7} {'total':>6}  created           name")
         for job in rows:
             click.echo(f"{job.id:36}  {job.status.value:9}  {job.done_count:6d} {job.failed_count:6d} "
@@ -211,7 +215,7 @@ def results(job_ref, out_file):
     with session_scope() as session:
         job = find_job(session, job_ref)
         count = write_results(out_file, job_rows(session, job), list(job.model_version.classes),
-                              extra=("sha256", "width", "height"))
+                              extra=("error_code", "sha256", "width", "height"))
     click.echo(f"Wrote {count} rows of job {job.id} to {out_file}")
 
 
@@ -230,6 +234,8 @@ def models_list():
         versions = session.scalars(select(ModelVersion).order_by(ModelVersion.id)).all()
         if not versions:
             click.echo("No model versions yet; `pandulce train DATASET --out DIR --register` adds one.")
+            return
+        click.echo(f"  {'id':>4}  {'name':40}  {'backbone':20}  metrics, created (* marks the active version)")
         for version in versions:
             accuracy = version.metrics.get("test_accuracy")
             accuracy_text = f"test accuracy {accuracy:.4f}" if accuracy is not None else "no metrics"

@@ -134,10 +134,15 @@ def stack(workers, concurrency, host, port, dataset, epochs):
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     children: list[tuple[str, subprocess.Popen]] = []
+    # The children run in their own sessions, so a terminal closing or a plain `kill`
+    # would not reach them: both are turned into the same clean stop as Ctrl-C.
+    signal.signal(signal.SIGTERM, _stop_on_signal)
+    signal.signal(signal.SIGHUP, _stop_on_signal)
     try:
         redis_process = ensure_redis(settings.redis_url, settings.data_dir)
         if redis_process is not None:
             children.append(("redis-server", redis_process))
+        check_port_free(host, port)
         click.echo(f"Database: {settings.sqlalchemy_url.split('@')[-1]}")
         ensure_schema()
         ensure_model(dataset, epochs)
@@ -152,11 +157,33 @@ def stack(workers, concurrency, host, port, dataset, epochs):
         click.echo(f"\npan-dulce is running: open http://{display_host(host)}:{port}/ in a browser.")
         click.echo(f"Worker logs are in {settings.data_dir / 'logs'}. Press Ctrl-C to stop everything.\n")
         watch(children)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, StopRequested):
         click.echo("\nStopping…")
     finally:
         stop_children(children)
     click.echo("Stopped.")
+
+
+class StopRequested(BaseException):
+    """SIGTERM or SIGHUP reached `pandulce stack`: stop the children as Ctrl-C does."""
+
+
+def _stop_on_signal(signum, _frame) -> None:
+    raise StopRequested(signal.Signals(signum).name)
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Fail before starting anything when another program already listens on the web port."""
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise click.ClickException(
+                f"Port {port} on {host} is already in use ({exc.strerror}); another pan-dulce may be running. "
+                f"Stop it, or choose another port with --port (with make: make run PORT={port + 1})."
+            ) from exc
 
 
 def ensure_redis(redis_url: str, data_dir: Path) -> subprocess.Popen | None:
@@ -173,7 +200,7 @@ def ensure_redis(redis_url: str, data_dir: Path) -> subprocess.Popen | None:
     parts = urlsplit(redis_url)
     binary = shutil.which("redis-server")
     if parts.hostname not in ("127.0.0.1", "localhost", "::1") or binary is None:
-        raise click.ClickException(f"Redis does not answer at {redis_url} and no local redis-server can be started "
+        raise click.ClickException(f"Redis does not respond at {redis_url} and no local redis-server can be started "
                                    f"there; install Redis or set REDIS_URL.")
     redis_dir = data_dir / "redis"
     redis_dir.mkdir(parents=True, exist_ok=True)
@@ -192,13 +219,13 @@ def ensure_redis(redis_url: str, data_dir: Path) -> subprocess.Popen | None:
                 raise click.ClickException(f"redis-server exited with status {process.returncode}.") from None
             time.sleep(0.2)
     process.kill()
-    raise click.ClickException(f"redis-server did not answer on port {port} within 20 s.")
+    raise click.ClickException(f"redis-server did not respond on port {port} within 20 s.")
 
 
 def ensure_model(dataset: Path, epochs: int) -> None:
     """Train, register and activate a first model version when the database has none."""
     from pandulce.db import session_scope
-    from pandulce.registry import active_version, register_model_dir
+    from pandulce.registry import active_version
 
     with session_scope() as session:
         version = active_version(session)
@@ -209,17 +236,21 @@ def ensure_model(dataset: Path, epochs: int) -> None:
         raise click.ClickException(f"No model version is registered and the photo set {dataset} to train one does "
                                    f"not exist; pass --dataset or register a model with `pandulce models register`.")
 
-    from training.train import TrainOptions, train_classifier
-
     out_dir = get_settings().models_dir / "first-model"
     click.echo(f"No model version yet: training efficientnet-lite0 on {dataset} for {epochs} epochs "
-               f"(a few minutes on a CPU)…")
+               f"(one to three minutes on two CPU cores)…")
     if out_dir.exists():
         shutil.rmtree(out_dir)
-    result = train_classifier(dataset, out_dir, TrainOptions(backbone="efficientnet-lite0", epochs=epochs))
-    version = register_model_dir(out_dir, activate=True)
-    click.echo(f"Trained model version {version.id}: test accuracy {result.metrics['test_accuracy']:.4f}, "
-               f"{result.seconds:.0f} s.")
+    # A separate process, so that the stack does not keep torch and the training data in memory afterwards.
+    trained = subprocess.run([sys.executable, "-m", "pandulce.cli", "train", str(dataset), "--out", str(out_dir),
+                              "--backbone", "efficientnet-lite0", "--epochs", str(epochs), "--register", "--activate"])
+    if trained.returncode != 0:
+        raise click.ClickException(f"Training the first model failed (exit status {trained.returncode}); "
+                                   f"see the messages above.")
+    with session_scope() as session:
+        version = active_version(session)
+        click.echo(f"Model version {version.id} ({version.name}) is active: test accuracy "
+                   f"{version.metrics.get('test_accuracy', float('nan')):.4f}.")
 
 
 def ensure_first_user() -> None:

@@ -1,4 +1,5 @@
-// Job page: poll the status endpoint and move the progress bar until the job finishes.
+// Job page: poll the status endpoint and move the progress bar until the job finishes, then keep the
+// job's age current with a slow poll.
 (function () {
   "use strict";
 
@@ -10,6 +11,8 @@
   var progress = document.getElementById("progress");
   var INTERVAL_MS = 1000;
   var MAX_INTERVAL_MS = 10000;
+  // "Created 3 minutes ago" changes by the minute, so a finished job's page polls this often.
+  var AGE_INTERVAL_MS = 60000;
   var interval = INTERVAL_MS;
 
   function format(template, values) {
@@ -34,11 +37,12 @@
     setText("count-pending", status.pending);
     setText("count-failed", status.failed);
     setText("count-skipped", status.skipped);
-    setText("rate", status.photos_per_second ? format(messages.rate, { rate: status.photos_per_second }) : "");
+    setText("rate", status.rate_text || "");
     setText("eta", status.eta_text ? format(messages.eta, { time: status.eta_text }) : (status.finished ? messages.finished : ""));
     var badge = document.getElementById("job-status");
     badge.textContent = status.status_label;
     badge.className = "badge status-" + status.status;
+    setText("created-age", status.created_age);
   }
 
   function poll() {
@@ -52,12 +56,13 @@
     }).then(function (status) {
       interval = INTERVAL_MS;
       show(status);
-      if (status.finished) {
-        // Reload once, so the page offers the actions of a finished job (retry instead of cancel).
-        if (section.dataset.finished !== "true") { window.location.reload(); }
+      if (status.finished !== (section.dataset.finished === "true")) {
+        // Reload once, so the page offers the actions of the job's new state: retry when it has finished,
+        // cancel when a retry from another page has started it again.
+        window.location.reload();
         return;
       }
-      setTimeout(poll, interval);
+      setTimeout(poll, status.finished ? AGE_INTERVAL_MS : interval);
     }).catch(function () {
       setText("eta", messages.status_error);
       interval = Math.min(MAX_INTERVAL_MS, interval * 2);
@@ -65,7 +70,5 @@
     });
   }
 
-  if (section.dataset.finished !== "true") {
-    setTimeout(poll, INTERVAL_MS / 2);
-  }
+  setTimeout(poll, section.dataset.finished === "true" ? AGE_INTERVAL_MS : INTERVAL_MS / 2);
 }());

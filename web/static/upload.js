@@ -30,6 +30,11 @@
     });
   }
 
+  // Pick the form of a message with a count, which the page sends as {one, other}.
+  function plural(forms, count) {
+    return count === 1 ? forms.one : forms.other;
+  }
+
   function humanSize(bytes) {
     if (bytes >= 1e9) { return (bytes / 1e9).toFixed(2) + " GB"; }
     if (bytes >= 1e6) { return (bytes / 1e6).toFixed(1) + " MB"; }
@@ -69,14 +74,16 @@
         if (entry.file.size > limits.max_photo_bytes) { oversized.push(entry.name); }
       }
     });
-    selection.textContent = chosen.length ? format(messages.chosen, { count: chosen.length, size: humanSize(bytes) }) : "";
+    selection.textContent = chosen.length ? format(plural(messages.chosen, chosen.length),
+                                                   { count: chosen.length, size: humanSize(bytes) }) : "";
     warnings.textContent = "";
     warnings.hidden = true;
     if (photos > limits.max_photos) {
       addWarning(format(messages.too_many_files, { count: photos, max: limits.max_photos }));
     }
     if (oversized.length) {
-      addWarning(format(messages.too_large_files, { count: oversized.length, size: limits.max_photo_bytes / 1e6 }),
+      addWarning(format(plural(messages.too_large_files, oversized.length),
+                        { count: oversized.length, size: limits.max_photo_bytes / 1e6 }),
                  oversized.slice(0, 20));
     }
     hideError();
@@ -114,6 +121,14 @@
     progress.setAttribute("aria-valuenow", String(percent));
     progress.dataset.percent = String(percent);
     progress.firstElementChild.style.width = percent + "%";
+  }
+
+  // A failed upload leaves no bar behind, because a full bar above the error would read as success.
+  function hideProgress() {
+    progress.hidden = true;
+    progress.setAttribute("aria-valuenow", "0");
+    progress.dataset.percent = "0";
+    progress.firstElementChild.style.width = "0%";
   }
 
   ["pick-files", "pick-folder", "pick-camera"].forEach(function (id) {
@@ -253,7 +268,7 @@
     var sentFiles = 0;
     var session;
     setProgress(0);
-    statusLine.textContent = format(messages.uploading, { done: 0, total: chosen.length });
+    statusLine.textContent = format(plural(messages.uploading, chosen.length), { done: 0, total: chosen.length });
 
     return postForm(form.dataset.createUrl, new FormData()).then(function (created) {
       session = created;
@@ -273,7 +288,8 @@
             sentBytes += batchBytes;
             sentFiles += batch.length;
             setProgress(sentBytes / totalBytes);
-            statusLine.textContent = format(messages.uploading, { done: sentFiles, total: chosen.length });
+            statusLine.textContent = format(plural(messages.uploading, chosen.length),
+                                            { done: sentFiles, total: chosen.length });
           });
         });
       });
@@ -307,6 +323,7 @@
       uploading = false;
       startButton.disabled = false;
       statusLine.textContent = "";
+      hideProgress();
       showError(format(messages.upload_failed, { message: error.message }));
     });
   });
