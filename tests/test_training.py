@@ -115,9 +115,16 @@ def test_compiled_backbone_agrees_with_eager(lite0_model, small_dataset):
     from training.runtime import select_runtime
 
     photos = list_photos(small_dataset).photos[:20]
-    eager = list(classify_paths(load_artifact(lite0_model, select_runtime(compile=False)), photos))
+    eager_model = load_artifact(lite0_model, select_runtime(compile=False))
+    eager = list(classify_paths(eager_model, photos))
     compiled = list(classify_paths(load_artifact(lite0_model, select_runtime(compile=True)), photos))
 
-    assert [row.top_class for row in compiled] == [row.top_class for row in eager]
+    classes = eager_model.classes
     for fast, plain in zip(compiled, eager):
-        assert np.allclose(fast.probabilities, plain.probabilities, atol=0.05)
+        assert np.allclose(fast.probabilities, plain.probabilities, atol=0.02), plain.path
+        if fast.top_class != plain.top_class:
+            # bfloat16 rounding differs between the two graphs, so only a near tie may flip.
+            margin = plain.top_probability - plain.probabilities[classes.index(fast.top_class)]
+            assert margin < 0.02, f"{plain.path}: compiled chose {fast.top_class}, eager {plain.top_class}"
+    agreement = np.mean([fast.top_class == plain.top_class for fast, plain in zip(compiled, eager)])
+    assert agreement >= 0.9

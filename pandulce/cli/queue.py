@@ -25,8 +25,8 @@ def ensure_schema() -> None:
 
     settings = get_settings()
     config = alembic_config()
-    head = ScriptDirectory.from_config(config).get_current_head()
     with get_engine().connect() as connection, quiet_alembic():
+        head = ScriptDirectory.from_config(config).get_current_head()
         current = MigrationContext.configure(connection).get_current_revision()
     if current == head:
         return
