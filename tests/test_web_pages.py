@@ -78,7 +78,8 @@ def test_every_page_needs_sign_in(app):
         if rule.endpoint in ("static", "auth.login", "auth.set_language") or rule.endpoint.startswith("api."):
             continue
         path = rule.rule.replace("<job_id>", "x").replace("<int:photo_id>", "1").replace(
-            "<upload_id>", "x").replace("<request_id>", "x").replace("<file_format>", "csv")
+            "<upload_id>", "x").replace("<request_id>", "x").replace("<file_format>", "csv").replace(
+            "<int:version_id>", "1").replace("<name>", "loss")
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             response = anonymous.open(path, method=method, data={"csrf_token": token})
             assert response.status_code == 302, (method, path, response.status_code)

@@ -1,4 +1,4 @@
-"""The web app: bulk uploads, live job status, results browsing, a quick test and the JSON API.
+"""The web app: bulk uploads, live job status, results browsing, a quick test, model versions and the JSON API.
 
 The web process never imports torch: classification happens in the workers,
 which it reaches only through the queue in `pandulce.queue`.
@@ -28,6 +28,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from web.api import bp as api_bp
     from web.extensions import csrf, login_manager
     from web.jobs import bp as jobs_bp
+    from web.models import bp as models_bp
     from web.requests import UploadRequest
 
     test_config = test_config or {}
@@ -77,6 +78,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(uploads.bp)
     app.register_blueprint(results.bp)
     app.register_blueprint(quick.bp)
+    app.register_blueprint(models_bp)
     app.register_blueprint(api_bp)
     csrf.exempt(api_bp)
     app.add_url_rule("/", endpoint="index", view_func=jobs_index)

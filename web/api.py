@@ -23,6 +23,8 @@ from web.errors import error_response
 from web.i18n import class_description, class_label, photo_error_text
 from web.jobs import job_status, retry_job
 from web.messages import WebError
+from web.model_versions import (activate_as_admin, list_versions, load_version, send_plot, version_detail,
+                                version_summary)
 from web.openapi import openapi_document
 from web.quick import quick_answer, start_quick_test
 from web.results import export_response, send_image, send_thumbnail
@@ -76,6 +78,33 @@ def classes():
     return jsonify(model_version_id=version.id if version is not None else None,
                    classes=[{"class": name, "label": class_label(name), "description": class_description(name)}
                             for name in names])
+
+
+@bp.route("/models")
+def list_models():
+    """List the model versions, newest first, with their test accuracy and weighted F1."""
+    versions = [version_summary(version) for version in list_versions()]
+    active = next((version["id"] for version in versions if version["is_active"]), None)
+    return jsonify(active_model_version_id=active, models=versions)
+
+
+@bp.route("/models/<int:version_id>")
+def get_model(version_id):
+    """Return a model version with its test metrics, training settings, weights source and plot addresses."""
+    return jsonify(version_detail(load_version(version_id), "api.model_plot"))
+
+
+@bp.route("/models/<int:version_id>/plots/<name>.png")
+def model_plot(version_id, name):
+    """Send one of a model version's training plots as PNG."""
+    return send_plot(load_version(version_id), name)
+
+
+@bp.route("/models/<int:version_id>/activate", methods=("POST",))
+def activate_model(version_id):
+    """Make a model version the one new jobs use. Only administrators may do this."""
+    version = activate_as_admin(version_id)
+    return jsonify(version_summary(version))
 
 
 @bp.route("/jobs", methods=("GET",))

@@ -19,7 +19,8 @@ def _json(schema: dict, description: str) -> dict:
 
 
 def _errors(*statuses: int) -> dict:
-    texts = {400: "Invalid request", 401: "Missing or invalid token", 404: "Not found (or another user's)",
+    texts = {400: "Invalid request", 401: "Missing or invalid token", 403: "Only administrators may do this",
+             404: "Not found (or another user's)",
              409: "Not possible in the job's current state", 413: "Over an upload limit",
              503: "Queue unreachable or no active model"}
     return {str(status): _json(_ref("Error"), texts[status]) for status in (401, *statuses)}
@@ -38,6 +39,10 @@ JOB_ID = _path_parameter("job_id", description="Job id (a UUID)")
 PHOTO_ID = _path_parameter("photo_id", "integer", "Photo id")
 UPLOAD_ID = _path_parameter("upload_id", description="Upload session id")
 REQUEST_ID = _path_parameter("request_id", description="Quick test id returned by POST /quick")
+VERSION_ID = _path_parameter("version_id", "integer", "Model version id")
+PLOT_NAME = {"name": "name", "in": "path", "required": True,
+             "schema": {"type": "string", "enum": ["accuracy", "loss", "confusion_matrix"]},
+             "description": "Plot written by the trainer"}
 PROBABILITY = {"type": "number", "minimum": 0, "maximum": 1}
 
 RESULT_FILTERS = [
@@ -108,6 +113,32 @@ SCHEMAS = {
     "Upload": {"type": "object", "properties": {
         "upload_id": {"type": "string"}, "batch_files": {"type": "integer"}, "files_url": {"type": "string"},
         "finish_url": {"type": "string"}}},
+    "ModelVersion": {"type": "object", "properties": {
+        "id": {"type": "integer"}, "name": {"type": "string"}, "backbone": {"type": "string"},
+        "classes": {"type": "array", "items": {"type": "string"}}, "class_count": {"type": "integer"},
+        "is_active": {"type": "boolean", "description": "New jobs use the active version"},
+        "created_at": {"type": "string", "format": "date-time"},
+        "created_age": {"type": "string", "description": "How long ago the version was created, in words"},
+        "test_accuracy": {"type": "number", "nullable": True},
+        "test_f1_weighted": {"type": "number", "nullable": True},
+        "training_run_id": {"type": "integer", "nullable": True}}},
+    "ModelList": {"type": "object", "properties": {
+        "active_model_version_id": {"type": "integer", "nullable": True},
+        "models": {"type": "array", "items": _ref("ModelVersion")}}},
+    "ModelDetail": {"allOf": [_ref("ModelVersion"), {"type": "object", "properties": {
+        "class_labels": {"type": "object", "additionalProperties": {"type": "string"},
+                         "description": "Display name of each class in the request's language"},
+        "metrics": {"type": "object", "description": "Test metrics as fractions from 0 to 1: test_accuracy, "
+                    "test_precision_weighted, test_recall_weighted, test_f1_weighted, best_val_accuracy, "
+                    "best_epoch, split_sizes, per_class (precision, recall, f1, support by class), "
+                    "confusion_matrix (rows true, columns predicted, in class order) and history (one row per "
+                    "epoch). Keys the model directory does not record are left out."},
+        "training": {"type": "object", "description": "Training settings (epochs, batch_size, learning_rate, "
+                     "seed, ...) as recorded in the manifest and the training run"},
+        "weights": {"type": "object", "nullable": True, "description": "Source of the backbone's starting weights: "
+                    "kind, path, sha256"},
+        "plots": {"type": "object", "additionalProperties": {"type": "string"},
+                  "description": "Address of each plot the model directory contains"}}}]},
     "QuickAnswer": {"type": "object", "properties": {
         "request_id": {"type": "string"}, "status": {"type": "string", "enum": ["pending", "ok", "failed"]},
         "error_code": {"type": "string", "nullable": True}, "error": {"type": "string", "nullable": True},
@@ -127,6 +158,20 @@ def _operations() -> dict:
         "/classes": {"get": {"summary": "Classes of the active model, with display names and descriptions",
                              "responses": {"200": _json({"type": "object"}, "model_version_id and classes"),
                                            **_errors()}}},
+        "/models": {"get": {"summary": "List the model versions, newest first",
+                            "responses": {"200": _json(_ref("ModelList"), "Model versions"), **_errors()}}},
+        "/models/{version_id}": {"get": {
+            "summary": "A model version with its test metrics, training settings and plot addresses",
+            "parameters": [VERSION_ID],
+            "responses": {"200": _json(_ref("ModelDetail"), "The model version"), **_errors(404)}}},
+        "/models/{version_id}/plots/{name}.png": {"get": {
+            "summary": "One of the version's training plots", "parameters": [VERSION_ID, PLOT_NAME],
+            "responses": {"200": {"description": "PNG image"}, **_errors(404)}}},
+        "/models/{version_id}/activate": {"post": {
+            "summary": "Make the version the one new jobs use, while jobs already created keep theirs "
+                       "(administrators only)",
+            "parameters": [VERSION_ID],
+            "responses": {"200": _json(_ref("ModelVersion"), "The activated version"), **_errors(403, 404)}}},
         "/jobs": {
             "get": {"summary": "List the user's jobs, newest first",
                     "parameters": [_query("page", {"type": "integer", "minimum": 1}, "Page number"),
