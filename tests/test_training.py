@@ -14,6 +14,7 @@ def test_trained_model_directory_is_complete(lite0_model):
     names = {path.name for path in lite0_model.iterdir()}
 
     assert {"manifest.json", "model.pt", "metrics.json", "loss.png", "accuracy.png", "confusion_matrix.png"} <= names
+    assert {"loss.es.png", "accuracy.es.png", "confusion_matrix.es.png"} <= names
     assert not [name for name in names if name.endswith(".tmp")]
 
 

@@ -237,7 +237,7 @@ def test_detail_shows_settings_weights_and_plots(client, registered):
     assert Path(weights_path).name in weights
     assert str(Path(weights_path).parent) not in weights
     for name in PLOTS:
-        assert f'src="/models/{registered["id"]}/plots/{name}.png"' in page.text
+        assert f'src="/models/{registered["id"]}/plots/{name}.png?lang=es"' in page.text
 
 
 def test_detail_without_model_files_renders(client, registered):
@@ -262,11 +262,35 @@ def test_plot_is_served_as_png(client, registered, name):
     assert response.status_code == 200
     assert response.mimetype == "image/png"
     assert response.data.startswith(b"\x89PNG\r\n\x1a\n")
-    assert response.data == (registered["model_dir"] / f"{name}.png").read_bytes()
+    assert response.data == (registered["model_dir"] / f"{name}.es.png").read_bytes()
+
+
+@pytest.mark.parametrize("name", PLOTS)
+def test_plot_language_follows_lang_parameter(client, registered, name):
+    spanish = client.get(f"/models/{registered['id']}/plots/{name}.png?lang=es")
+    english = client.get(f"/models/{registered['id']}/plots/{name}.png?lang=en")
+
+    assert english.data == (registered["model_dir"] / f"{name}.png").read_bytes()
+    assert spanish.data == (registered["model_dir"] / f"{name}.es.png").read_bytes()
+    assert spanish.data != english.data
+    assert "Accept-Language" in english.headers["Vary"]
+
+
+def test_plot_falls_back_to_english(client, registered):
+    translated = registered["model_dir"] / "loss.es.png"
+    kept = translated.read_bytes()
+    translated.unlink()
+    try:
+        response = client.get(f"/models/{registered['id']}/plots/loss.png?lang=es")
+    finally:
+        translated.write_bytes(kept)
+
+    assert response.status_code == 200
+    assert response.data == (registered["model_dir"] / "loss.png").read_bytes()
 
 
 @pytest.mark.parametrize("name", ["../manifest", "..%2Fmanifest", "manifest", "metrics", "model", "LOSS",
-                                  "loss.png/..", ".loss"])
+                                  "loss.png/..", ".loss", "loss.es"])
 def test_plot_outside_allow_list_is_404(client, registered, name):
     # PNG files with these names exist, so only the allow-list keeps them from being served.
     for decoy in ("manifest", "metrics", "model", ".loss"):

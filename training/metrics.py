@@ -7,6 +7,8 @@ from typing import Sequence
 
 import numpy as np
 
+from training.classes import display_name
+
 
 def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], classes: Sequence[str]) -> dict:
     """Return accuracy, weighted precision/recall/F1, the per-class report and the confusion matrix."""
@@ -64,47 +66,77 @@ def _pyplot():
     return plt
 
 
-def plot_curves(history: list[dict], out_dir: Path) -> list[Path]:
-    """Write loss.png and accuracy.png: training and validation per epoch."""
+# Plot labels per language. English plots keep the class folder names, as the CLI's reports do. Each other
+# language gets its own copy (loss.es.png) with translated class names, for the web pages.
+PLOT_TEXT = {
+    "en": {"loss": "Loss", "acc": "Accuracy", "train": "train", "validation": "validation", "epoch": "epoch",
+           "predicted": "predicted", "true": "true", "confusion": "Confusion matrix (test split)"},
+    "es": {"loss": "Pérdida", "acc": "Exactitud", "train": "entrenamiento", "validation": "validación",
+           "epoch": "época", "predicted": "predicha", "true": "real",
+           "confusion": "Matriz de confusión (fotos de prueba)"},
+}
+PLOT_NAMES = {"loss": "loss", "acc": "accuracy"}
+
+
+def plot_file_name(name: str, language: str = "en") -> str:
+    """Return the file name of a plot in a language: `loss.png` in English, `loss.es.png` in Spanish."""
+    return f"{name}.png" if language == "en" else f"{name}.{language}.png"
+
+
+def write_plots(history: list[dict], matrix: list[list[int]], classes: Sequence[str], out_dir: Path) -> list[Path]:
+    """Write the loss, accuracy and confusion matrix plots in every language of PLOT_TEXT."""
+    written = []
+    for language in PLOT_TEXT:
+        written += plot_curves(history, out_dir, language)
+        written.append(plot_confusion_matrix(matrix, classes, out_dir, language))
+    return written
+
+
+def plot_curves(history: list[dict], out_dir: Path, language: str = "en") -> list[Path]:
+    """Write the loss and accuracy plots (loss.png, accuracy.png in English): training and validation per epoch."""
     plt = _pyplot()
+    text = PLOT_TEXT[language]
     epochs = [row["epoch"] for row in history]
     written = []
-    for metric, title, file_name in (("loss", "Loss", "loss.png"), ("acc", "Accuracy", "accuracy.png")):
+    for metric, name in PLOT_NAMES.items():
         figure, axes = plt.subplots(figsize=(6, 4), dpi=110)
-        axes.plot(epochs, [row[f"train_{metric}"] for row in history], marker="o", label="train")
-        axes.plot(epochs, [row[f"val_{metric}"] for row in history], marker="o", label="validation")
-        axes.set_xlabel("epoch")
-        axes.set_ylabel(title.lower())
-        axes.set_title(title)
+        axes.plot(epochs, [row[f"train_{metric}"] for row in history], marker="o", label=text["train"])
+        axes.plot(epochs, [row[f"val_{metric}"] for row in history], marker="o", label=text["validation"])
+        axes.set_xlabel(text["epoch"])
+        axes.set_ylabel(text[metric].lower())
+        axes.set_title(text[metric])
         axes.grid(alpha=0.3)
         axes.legend()
         figure.tight_layout()
-        path = out_dir / file_name
+        path = out_dir / plot_file_name(name, language)
         figure.savefig(path)
         plt.close(figure)
         written.append(path)
     return written
 
 
-def plot_confusion_matrix(matrix: list[list[int]], classes: Sequence[str], out_dir: Path) -> Path:
-    """Write confusion_matrix.png with counts in every cell."""
+def plot_confusion_matrix(matrix: list[list[int]], classes: Sequence[str], out_dir: Path,
+                          language: str = "en") -> Path:
+    """Write the confusion matrix plot (confusion_matrix.png in English) with counts in every cell."""
     plt = _pyplot()
+    text = PLOT_TEXT[language]
+    labels = list(classes) if language == "en" else [display_name(name, language) for name in classes]
     counts = np.asarray(matrix)
     size = max(5.0, 0.6 * len(classes) + 2)
     figure, axes = plt.subplots(figsize=(size, size), dpi=110)
     axes.imshow(counts, cmap="Blues")
-    axes.set_xticks(range(len(classes)), labels=classes, rotation=45, ha="right")
-    axes.set_yticks(range(len(classes)), labels=classes)
-    axes.set_xlabel("predicted")
-    axes.set_ylabel("true")
+    axes.set_xticks(range(len(classes)), labels=labels, rotation=45, ha="right")
+    axes.set_yticks(range(len(classes)), labels=labels)
+    axes.set_xlabel(text["predicted"])
+    axes.set_ylabel(text["true"])
     threshold = counts.max() / 2 if counts.size else 0
     for row in range(counts.shape[0]):
         for column in range(counts.shape[1]):
             colour = "white" if counts[row, column] > threshold else "black"
             axes.text(column, row, str(counts[row, column]), ha="center", va="center", color=colour, fontsize=8)
-    axes.set_title("Confusion matrix (test split)")
+    axes.set_title(text["confusion"])
     figure.tight_layout()
-    path = out_dir / "confusion_matrix.png"
+    path = out_dir / plot_file_name("confusion_matrix", language)
     figure.savefig(path)
     plt.close(figure)
     return path

@@ -20,7 +20,7 @@ from training.classes import class_catalog
 from training.datasets import LabelledDataset, Split, load_dataset, stratified_split
 from training.features import FeatureTable, extract_features
 from training.fit import EpochRecord, FitSettings, evaluate, fit_head
-from training.metrics import classification_metrics, plot_confusion_matrix, plot_curves
+from training.metrics import classification_metrics, write_plots
 from training.pipeline import prepare_model
 from training.runtime import Runtime, compile_wanted, select_runtime
 from training.transforms import EvalPreset, TrainPreset
@@ -156,8 +156,7 @@ def train_classifier(dataset_location: str | os.PathLike, out_dir: str | os.Path
     }
     save_artifact(out_dir, model, manifest)
     write_json_atomic(out_dir / "metrics.json", metrics)
-    plot_curves(history, out_dir)
-    plot_confusion_matrix(metrics["confusion_matrix"], dataset.classes, out_dir)
+    write_plots(history, metrics["confusion_matrix"], dataset.classes, out_dir)
     log.info("Wrote model to %s", out_dir)
     return TrainResult(out_dir, metrics, manifest, seconds)
 

@@ -12,7 +12,7 @@ import logging
 import os
 from pathlib import Path, PurePath
 
-from flask import Response, abort, current_app, g, send_file, url_for
+from flask import Response, abort, current_app, g, request, send_file, url_for
 from flask_babel import format_number, gettext as _, lazy_gettext as _l, lazy_pgettext, ngettext
 from sqlalchemy import func, select
 
@@ -20,13 +20,13 @@ from pandulce.db import ModelVersion, RunStatus, TrainingRun
 from pandulce.registry import activate_version
 from pandulce.storage import resolve
 from web.database import get_db
-from web.i18n import age, class_label
+from web.i18n import LANGUAGES, age, class_label, current_language
 from web.jobs import iso
 
 log = logging.getLogger(__name__)
 
-# The plots training/metrics.py writes beside metrics.json, by the name in their address. No other file of a
-# model directory is served.
+# The English plots training/metrics.py writes beside metrics.json, by the name in their address. No other
+# file of a model directory is served, except the same plot in another language (loss.es.png).
 PLOT_FILES = {"accuracy": "accuracy.png", "loss": "loss.png", "confusion_matrix": "confusion_matrix.png"}
 PLOT_TITLES = {
     "accuracy": _l("Accuracy per epoch"),
@@ -185,7 +185,8 @@ def version_detail(version: ModelVersion, plot_endpoint: str) -> dict:
         "metrics": version_metrics(version),
         "training": training_settings(version, manifest),
         "weights": manifest.get("weights"),
-        "plots": {name: url_for(plot_endpoint, version_id=version.id, name=name)
+        # The language in the address keeps a cached plot of one language from showing in the other.
+        "plots": {name: url_for(plot_endpoint, version_id=version.id, name=name, lang=current_language())
                   for name in available_plots(version)},
     }
 
@@ -267,27 +268,38 @@ def available_plots(version: ModelVersion) -> list[str]:
     return [name for name in PLOT_FILES if plot_path(version, name) is not None]
 
 
-def plot_path(version: ModelVersion, name: str) -> Path | None:
-    """Return the file of an allowed plot name inside the version's model directory, or None."""
+def plot_path(version: ModelVersion, name: str, language: str | None = None) -> Path | None:
+    """Return the file of an allowed plot name inside the version's model directory, or None.
+
+    The plot in `language`, or else the request's language, comes first
+    (loss.es.png). Models trained before the trainer wrote translated plots
+    have only the English one.
+    """
     if name not in PLOT_FILES:
         return None
     directory = artifact_dir(version)
     if directory is None:
         return None
-    path = (directory / PLOT_FILES[name]).resolve()
-    if not path.is_relative_to(directory.resolve()) or not path.is_file():
-        return None
-    return path
+    root = directory.resolve()
+    language = language if language in LANGUAGES else current_language()
+    candidates = [PLOT_FILES[name]] if language == "en" else [f"{name}.{language}.png", PLOT_FILES[name]]
+    for file_name in candidates:
+        path = (directory / file_name).resolve()
+        if path.is_relative_to(root) and path.is_file():
+            return path
+    return None
 
 
 def send_plot(version: ModelVersion, name: str) -> Response:
     """Send one of the version's PNG plots, or abort with 404 for another name or a missing file."""
-    path = plot_path(version, name)
+    path = plot_path(version, name, request.args.get("lang"))
     if path is None:
         abort(404, _("Model version %(version_id)s has no plot named %(name)s.", version_id=version.id,
                      name=name[:40]))
     response = send_file(path, mimetype="image/png", conditional=True)
     response.headers["Cache-Control"] = "private, max-age=3600"
+    response.vary.add("Accept-Language")
+    response.vary.add("Cookie")
     return response
 
 

@@ -165,7 +165,11 @@ def _operations() -> dict:
             "parameters": [VERSION_ID],
             "responses": {"200": _json(_ref("ModelDetail"), "The model version"), **_errors(404)}}},
         "/models/{version_id}/plots/{name}.png": {"get": {
-            "summary": "One of the version's training plots", "parameters": [VERSION_ID, PLOT_NAME],
+            "summary": "One of the version's training plots",
+            "parameters": [VERSION_ID, PLOT_NAME,
+                           _query("lang", {"type": "string", "enum": ["es", "en"]},
+                                  "Language of the labels (default: the request's language). Models trained "
+                                  "without translated plots return the English one.")],
             "responses": {"200": {"description": "PNG image"}, **_errors(404)}}},
         "/models/{version_id}/activate": {"post": {
             "summary": "Make the version the one new jobs use, while jobs already created keep theirs "
