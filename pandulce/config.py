@@ -71,6 +71,11 @@ class Settings:
     def uploads_dir(self) -> Path:
         return self.data_dir / "uploads"
 
+    @property
+    def datasets_dir(self) -> Path:
+        """Return the folder of the training datasets uploaded through the web app."""
+        return self.data_dir / "datasets"
+
     def queue(self, name: str) -> str:
         """Return the broker queue name for `inference`, `training` or `gpu`."""
         return f"{self.queue_prefix}{name}"

@@ -13,10 +13,12 @@ from pandulce.db import ModelVersion, RunStatus, TrainingRun, session_scope
 from pandulce.registry import activate_version, active_version, register_model
 from tests.test_web_api import ApiClient, token_for
 from tests.test_web_support import (  # noqa: F401 - fixtures
+    REFRESH_TAG,
     app,
     client,
     csrf_token,
     sign_in,
+    statuses_replaced,
     web_stack,
 )
 from training.classes import display_name
@@ -152,21 +154,10 @@ def test_list_shows_training_runs(client, registered):
 
 
 def test_list_reloads_while_runs_are_active(client, registered):
-    refresh = '<meta http-equiv="refresh" content="10">'
-    assert refresh in client.get("/models/").text
+    assert REFRESH_TAG in client.get("/models/").text
 
-    with session_scope() as session:
-        active = session.scalars(select(TrainingRun).where(
-            TrainingRun.status.in_([RunStatus.QUEUED, RunStatus.RUNNING]))).all()
-        previous = {run.id: run.status for run in active}
-        for run in active:
-            run.status = RunStatus.DONE
-    try:
-        assert refresh not in client.get("/models/").text
-    finally:
-        with session_scope() as session:
-            for run_id, status in previous.items():
-                session.get(TrainingRun, run_id).status = status
+    with statuses_replaced(TrainingRun, [RunStatus.QUEUED, RunStatus.RUNNING], RunStatus.DONE):
+        assert REFRESH_TAG not in client.get("/models/").text
 
 
 def test_list_in_english(client, registered):

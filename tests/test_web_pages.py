@@ -17,6 +17,7 @@ from pandulce.queue import store_quick_result
 from tests.conftest import REPO_ROOT
 from tests.test_web_support import (  # noqa: F401 - fixtures
     PASSWORD,
+    REFRESH_TAG,
     TEST_LIMITS,
     app,
     classify,
@@ -27,6 +28,7 @@ from tests.test_web_support import (  # noqa: F401 - fixtures
     multipart_files,
     photo_bytes,
     sign_in,
+    statuses_replaced,
     upload_form,
     web_stack,
     zip_bytes,
@@ -500,6 +502,15 @@ def test_job_list_shows_only_own_jobs(app, client, dataset_root):
 
     assert "job of ana" in page and mine in page
     assert "job of beto" not in page and theirs not in page
+
+
+def test_job_list_reloads_while_jobs_are_active(client, dataset_root):
+    job_id_from(upload_form(client, [("a.jpg", photo_bytes(dataset_root))], name="still queued"))
+
+    assert REFRESH_TAG in client.get("/jobs/").text
+
+    with statuses_replaced(BatchJob, [JobStatus.QUEUED, JobStatus.RUNNING], JobStatus.DONE):
+        assert REFRESH_TAG not in client.get("/jobs/").text
 
 
 def test_admin_sees_every_job(app, client, dataset_root):

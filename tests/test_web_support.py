@@ -7,6 +7,7 @@ way a worker does, so result pages can be checked against known numbers.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
 import zipfile
@@ -159,3 +160,22 @@ def classify(job_id: str, failed_positions: frozenset[int] = frozenset(), error_
             session.add(prediction)
         session.flush()
         refresh_counts(session, job_id)
+
+
+REFRESH_TAG = '<meta http-equiv="refresh" content="10">'
+
+
+@contextlib.contextmanager
+def statuses_replaced(model, active_statuses: list, replacement):
+    """Give every `model` row in one of `active_statuses` the `replacement` status, then restore them."""
+    with session_scope() as session:
+        rows = session.scalars(select(model).where(model.status.in_(active_statuses))).all()
+        previous = {row.id: row.status for row in rows}
+        for row in rows:
+            row.status = replacement
+    try:
+        yield
+    finally:
+        with session_scope() as session:
+            for row_id, status in previous.items():
+                session.get(model, row_id).status = status

@@ -12,7 +12,7 @@ from flask import Blueprint, current_app, g, jsonify, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
-from pandulce.db import BatchJob, User
+from pandulce.db import BatchJob, TrainingRun, User
 from pandulce.jobs import JobError, cancel_job, prediction_map
 from training.classes import REFERENCE_CLASSES
 from web.access import load_job, load_photo, visible_jobs
@@ -29,11 +29,13 @@ from web.openapi import openapi_document
 from web.quick import quick_answer, start_quick_test
 from web.results import export_response, send_image, send_thumbnail
 from web.submit import submit_upload
+from web.training_runs import load_run, run_json, start_training
 from web.uploads import open_session, start_session, store_batch
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 MAX_JOBS_PER_PAGE = 100
+MAX_RUNS_PER_PAGE = 100
 
 
 @bp.before_request
@@ -105,6 +107,37 @@ def activate_model(version_id):
     """Make a model version the one new jobs use. Only administrators may do this."""
     version = activate_as_admin(version_id)
     return jsonify(version_summary(version))
+
+
+@bp.route("/models/train", methods=("POST",))
+def train_model():
+    """Queue a training run on the zip of class folders in the `dataset` field. Only administrators may do this."""
+    run, dataset = start_training(request.files.get("dataset"), request.form)
+
+    response = jsonify(dict(run_json(run), photo_count=dataset.photo_count, class_counts=dataset.class_counts,
+                            skipped=dataset.skipped))
+    response.status_code = 202
+    response.headers["Location"] = url_for("api.get_training_run", run_id=run.id)
+    return response
+
+
+@bp.route("/training-runs")
+def list_training_runs():
+    """List the training runs, newest first."""
+    page = _page_argument("page", 1, 1_000_000, 1)
+    per_page = _page_argument("per_page", 1, MAX_RUNS_PER_PAGE, 25)
+
+    total = get_db().scalar(select(func.count()).select_from(TrainingRun))
+    runs = get_db().scalars(select(TrainingRun).order_by(TrainingRun.created_at.desc(), TrainingRun.id.desc())
+                            .limit(per_page).offset((page - 1) * per_page)).all()
+    return jsonify(page=page, per_page=per_page, total=total, pages=max(1, math.ceil(total / per_page)),
+                   training_runs=[run_json(run) for run in runs])
+
+
+@bp.route("/training-runs/<int:run_id>")
+def get_training_run(run_id):
+    """Return a training run with its progress and every finished epoch's record."""
+    return jsonify(run_json(load_run(run_id), with_history=True))
 
 
 @bp.route("/jobs", methods=("GET",))

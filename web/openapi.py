@@ -6,6 +6,8 @@ A test checks that every /api/v1 route and method appears here.
 from __future__ import annotations
 
 from pandulce import __version__
+from pandulce.dataset_uploads import MIN_CLASSES, MIN_PHOTOS_PER_CLASS
+from web.training_runs import BACKBONES, DEFAULT_EPOCHS, DEFAULT_SEED, MAX_EPOCHS, MAX_SEED
 
 API_PREFIX = "/api/v1"
 
@@ -40,6 +42,7 @@ PHOTO_ID = _path_parameter("photo_id", "integer", "Photo id")
 UPLOAD_ID = _path_parameter("upload_id", description="Upload session id")
 REQUEST_ID = _path_parameter("request_id", description="Quick test id returned by POST /quick")
 VERSION_ID = _path_parameter("version_id", "integer", "Model version id")
+RUN_ID = _path_parameter("run_id", "integer", "Training run id")
 PLOT_NAME = {"name": "name", "in": "path", "required": True,
              "schema": {"type": "string", "enum": ["accuracy", "loss", "confusion_matrix"]},
              "description": "Plot written by the trainer"}
@@ -71,6 +74,25 @@ FILES_BODY = {
             "name": {"type": "string", "description": "Job name (default: the folder, zip or first file)"},
         },
         "required": ["photos"],
+    }}},
+}
+
+TRAINING_BODY = {
+    "required": True,
+    "content": {"multipart/form-data": {"schema": {
+        "type": "object",
+        "properties": {
+            "dataset": {"type": "string", "format": "binary", "description": "Zip of class folders"},
+            "backbone": {"type": "string", "enum": list(BACKBONES),
+                         "description": f"Default {BACKBONES[0]}. resnet50 needs its ImageNet weights file in "
+                                        f"the workers' torch hub cache."},
+            "epochs": {"type": "integer", "minimum": 1, "maximum": MAX_EPOCHS,
+                       "description": f"Default {DEFAULT_EPOCHS}"},
+            "seed": {"type": "integer", "minimum": 0, "maximum": MAX_SEED, "description": f"Default {DEFAULT_SEED}"},
+            "activate": {"type": "boolean", "description": "Activate the new version when training finishes "
+                                                           "(default false)"},
+        },
+        "required": ["dataset"],
     }}},
 }
 
@@ -139,6 +161,40 @@ SCHEMAS = {
                     "kind, path, sha256"},
         "plots": {"type": "object", "additionalProperties": {"type": "string"},
                   "description": "Address of each plot the model directory contains"}}}]},
+    "TrainingRun": {"type": "object", "properties": {
+        "id": {"type": "integer"},
+        "status": {"type": "string", "enum": ["queued", "running", "done", "failed"]},
+        "status_label": {"type": "string"},
+        "dataset": {"type": "string", "description": "Name of the dataset folder, without the server's path"},
+        "settings": {"type": "object", "description": "Training options: backbone, weights, epochs, seed"},
+        "activate": {"type": "boolean", "description": "Whether the new version becomes active when the run ends"},
+        "phase": {"type": "string", "nullable": True,
+                  "description": "features:train, features:val, features:test or fit while the run is running"},
+        "phase_label": {"type": "string", "nullable": True},
+        "progress_done": {"type": "integer", "description": "Photos done in the current features phase"},
+        "progress_total": {"type": "integer"},
+        "percent": {"type": "number", "nullable": True, "description": "Progress of the current phase; null "
+                    "unless the run is running"},
+        "epochs": {"type": "integer", "nullable": True, "description": "Epochs the run was queued with"},
+        "epochs_done": {"type": "integer", "description": "Epochs finished so far (the length of history)"},
+        "last_epoch": {"type": "object", "nullable": True, "description": "The last finished epoch's record"},
+        "history": {"type": "array", "items": {"type": "object"}, "description": "Every finished epoch's record: "
+                    "epoch, train_loss, train_acc, val_loss, val_acc, photos_per_s, seconds. Only on the "
+                    "single-run endpoint."},
+        "model_version_id": {"type": "integer", "nullable": True, "description": "Set when the run is done"},
+        "error": {"type": "string", "nullable": True},
+        "created_at": {"type": "string", "format": "date-time"},
+        "started_at": {"type": "string", "format": "date-time", "nullable": True},
+        "finished_at": {"type": "string", "format": "date-time", "nullable": True}}},
+    "TrainingRunList": {"type": "object", "properties": {
+        "page": {"type": "integer"}, "per_page": {"type": "integer"}, "total": {"type": "integer"},
+        "pages": {"type": "integer"}, "training_runs": {"type": "array", "items": _ref("TrainingRun")}}},
+    "QueuedTrainingRun": {"allOf": [_ref("TrainingRun"), {"type": "object", "properties": {
+        "photo_count": {"type": "integer", "description": "Photos unpacked from the zip"},
+        "class_counts": {"type": "object", "additionalProperties": {"type": "integer"},
+                         "description": "Photos per class"},
+        "skipped": {"type": "integer", "description": "Zip members left out: system files, files that are not "
+                    "photos, files outside a class folder, photos over the size limit"}}}]},
     "QuickAnswer": {"type": "object", "properties": {
         "request_id": {"type": "string"}, "status": {"type": "string", "enum": ["pending", "ok", "failed"]},
         "error_code": {"type": "string", "nullable": True}, "error": {"type": "string", "nullable": True},
@@ -176,6 +232,23 @@ def _operations() -> dict:
                        "(administrators only)",
             "parameters": [VERSION_ID],
             "responses": {"200": _json(_ref("ModelVersion"), "The activated version"), **_errors(403, 404)}}},
+        "/models/train": {"post": {
+            "summary": "Queue a training run on a zip of class folders (administrators only)",
+            "description": "The zip contains one folder per class, named after the class (lowercase letters, "
+                           "digits, - and _), optionally inside one top folder. Training needs at least "
+                           f"{MIN_CLASSES} classes and at least {MIN_PHOTOS_PER_CLASS} photos of each.",
+            "requestBody": TRAINING_BODY,
+            "responses": {"202": _json(_ref("QueuedTrainingRun"), "The queued training run"),
+                          **_errors(400, 403, 413, 503)}}},
+        "/training-runs": {"get": {
+            "summary": "List the training runs, newest first",
+            "parameters": [_query("page", {"type": "integer", "minimum": 1}, "Page number"),
+                           _query("per_page", {"type": "integer", "minimum": 1, "maximum": 100},
+                                  "Training runs per page (default 25)")],
+            "responses": {"200": _json(_ref("TrainingRunList"), "A page of training runs"), **_errors(400)}}},
+        "/training-runs/{run_id}": {"get": {
+            "summary": "A training run with its progress and every finished epoch", "parameters": [RUN_ID],
+            "responses": {"200": _json(_ref("TrainingRun"), "The training run"), **_errors(404)}}},
         "/jobs": {
             "get": {"summary": "List the user's jobs, newest first",
                     "parameters": [_query("page", {"type": "integer", "minimum": 1}, "Page number"),
