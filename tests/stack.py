@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -62,6 +63,22 @@ class Stack:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
         self.workers.clear()
+
+    def wait_for_ready_children(self, count: int, timeout: float = 180) -> set[int]:
+        """Wait until `count` pool children run and each has logged that it is ready; return their pids.
+
+        A child that replaces a killed one imports torch before it takes work,
+        which can outlast a whole small job on a busy machine.
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            logged = "".join(log_path.read_text(errors="replace") for _, log_path in self.workers)
+            ready = {int(pid) for pid in re.findall(r"Worker process (\d+) ready", logged)}
+            children = self.child_pids()
+            if len(children) >= count and children <= ready:
+                return children
+            time.sleep(0.2)
+        raise RuntimeError(f"{count} ready worker children did not appear in {timeout:.0f} s")
 
     def child_pids(self) -> set[int]:
         pids = set()

@@ -150,6 +150,7 @@ def test_bad_files_fail_alone_with_their_reasons(stack, real_photo, tmp_path):
 
 
 def test_two_jobs_interleave_across_worker_processes(stack, photo_folder):
+    stack.wait_for_ready_children(2)
     first = submit_folder(photo_folder, name="first")
     second = submit_folder(photo_folder, name="second")
     wait_for_job(first)
