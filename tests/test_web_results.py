@@ -82,6 +82,7 @@ def test_grid_shows_every_photo_with_bars(client, results_stack):
     assert page.text.count('class="bars compact"') == PHOTOS  # 31 photos classified less one failed
     assert "32 fotos" in page.text
     assert display_name("pan-de-muerto", "es") in page.text
+    assert "Las descargas incluyen todas las fotos del trabajo" in page.text
 
 
 def test_table_shows_a_column_per_class(client, results_stack):

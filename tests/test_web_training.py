@@ -265,7 +265,7 @@ def test_form_in_english(admin):
 
     page = admin.get("/models/train").text
 
-    assert "Train a model version" in page
+    assert "<h1>Train a new version</h1>" in page
     assert "One folder per class." in page
     assert "Activate the new version when training finishes" in page
 

@@ -27,6 +27,8 @@ from training.transforms import EvalPreset, TrainPreset
 
 log = logging.getLogger(__name__)
 
+PROGRESS_LOG_INTERVAL_S = 15.0
+
 
 @dataclass
 class FeatureTable:
@@ -112,6 +114,8 @@ def extract_features(
     failures: list[tuple[str, str]] = []
 
     bar = tqdm(total=len(indices), desc=description, unit="photo", disable=None, leave=False)
+    # tqdm draws nothing when stderr is not a terminal (a log file, a service), so log progress instead.
+    last_logged = started
     done = 0
     for batch in load_in_batches(indices, load, batch_size, overlap=runtime.device.type == "cuda"):
         for sample_index, loaded in batch:
@@ -129,6 +133,9 @@ def extract_features(
             pending = []
         done += len(batch)
         bar.update(len(batch))
+        if bar.disable and time.perf_counter() - last_logged >= PROGRESS_LOG_INTERVAL_S:
+            last_logged = time.perf_counter()
+            log.info("Computing %s features: %d of %d photos", description, done, len(indices))
         if on_progress is not None:
             on_progress(done, len(indices))
     bar.close()
@@ -139,6 +146,7 @@ def extract_features(
     features = torch.cat(chunks).reshape(len(kept), total_views, -1)
     labels = torch.tensor([dataset.samples[index].label for index in kept], dtype=torch.long)
     seconds = time.perf_counter() - started
-    log.info("Computed %s features: %d photos x %d views in %.1f s (%.1f images/s)",
-             description, len(kept), total_views, seconds, len(kept) * total_views / max(seconds, 1e-9))
+    images_per_second = len(kept) * total_views / max(seconds, 1e-9)
+    log.info("Computed %s features: %d photos x %d %s in %.1f s (%.1f images/s)", description, len(kept),
+             total_views, "view" if total_views == 1 else "views", seconds, images_per_second)
     return FeatureTable(features, labels, np.array(kept), failures, seconds, plain_first=plain_preset is not None)

@@ -17,7 +17,7 @@ from flask_babel import format_number, gettext as _, lazy_gettext as _l, lazy_pg
 from sqlalchemy import func, select
 
 from pandulce.db import ModelVersion, RunStatus, TrainingRun
-from pandulce.registry import activate_version
+from pandulce.registry import activate_version, active_version
 from pandulce.storage import resolve
 from web.database import get_db
 from web.i18n import LANGUAGES, age, class_label, current_language
@@ -96,6 +96,18 @@ def latest_runs() -> tuple[list[TrainingRun], int]:
                             .limit(RUNS_SHOWN)).all()
     total = get_db().scalar(select(func.count()).select_from(TrainingRun))
     return list(runs), total
+
+
+def class_change(version: ModelVersion) -> dict | None:
+    """Return how the version's classes differ from the active version's, or None when they are the same.
+
+    Activating a version trained on a few classes narrows every later job to
+    those classes, so the page warns before an administrator does it.
+    """
+    active = active_version(get_db())
+    if active is None or active.id == version.id or list(active.classes) == list(version.classes):
+        return None
+    return {"names": ", ".join(class_label(name) for name in version.classes), "active_count": len(active.classes)}
 
 
 def activate_as_admin(version_id: int) -> ModelVersion:
@@ -217,6 +229,10 @@ def setting_rows(settings: dict) -> list[tuple[str, str]]:
 def setting_text(key: str, value) -> str:
     if key == "dataset":
         return folder_name(str(value))
+    if key == "split" and str(value).startswith("stratified 64/16/20"):
+        return _("Stratified 64/16/20 (scikit-learn train_test_split)")
+    if key == "device":
+        return device_text(str(value))
     if key == "parameters" and isinstance(value, dict):
         return f"{format_number(value.get('total', 0))} / {format_number(value.get('trainable', 0))}"
     if isinstance(value, bool):
@@ -224,6 +240,16 @@ def setting_text(key: str, value) -> str:
     if isinstance(value, (int, float)):
         return format_number(value)
     return str(value)
+
+
+def device_text(description: str) -> str:
+    """Translate the trainer's device description, such as "cpu bf16, channels-last, compiled"."""
+    words = {"cpu": _("CPU"), "cuda": _("GPU (CUDA)"), "compiled": _("compiled with TorchInductor")}
+    parts = []
+    for part in description.split(", "):
+        device, _space, precision = part.partition(" ")
+        parts.append(" ".join(filter(None, [str(words.get(device, device)), precision])))
+    return ", ".join(parts)
 
 
 def weights_text(weights: dict | None) -> str | None:

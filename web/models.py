@@ -8,9 +8,9 @@ from flask_babel import gettext as _, ngettext
 from pandulce.dataset_uploads import MIN_CLASSES, MIN_PHOTOS_PER_CLASS
 from web.database import rollback_db
 from web.messages import WebError
-from web.model_versions import (PLOT_TITLES, RUNS_SHOWN, activate_as_admin, confusion_rows, latest_runs,
-                                list_versions, load_version, per_class_rows, run_summary, send_plot, setting_rows,
-                                version_detail, version_summary, weights_text)
+from web.model_versions import (PLOT_TITLES, RUNS_SHOWN, activate_as_admin, class_change, confusion_rows,
+                                latest_runs, list_versions, load_version, per_class_rows, run_summary, send_plot,
+                                setting_rows, version_detail, version_summary, weights_text)
 from web.training_runs import (BACKBONES, DEFAULT_EPOCHS, DEFAULT_SEED, MAX_EPOCHS, MAX_SEED, require_admin,
                                start_training)
 
@@ -36,7 +36,8 @@ def version_page(version_id):
     return render_template("models/version.html", version=detail, metrics=metrics,
                            per_class=per_class_rows(version, metrics), matrix=confusion_rows(version, metrics),
                            settings=setting_rows(detail["training"]), weights=detail["weights"],
-                           weights_kind=weights_text(detail["weights"]), plot_titles=PLOT_TITLES)
+                           weights_kind=weights_text(detail["weights"]), plot_titles=PLOT_TITLES,
+                           class_change=class_change(version))
 
 
 @bp.route("/<int:version_id>/plots/<name>.png")

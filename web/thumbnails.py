@@ -22,6 +22,10 @@ DISPLAY_SIZE = (2048, 2048)
 JPEG_QUALITY = 85
 # Formats every current browser shows in an <img>; others (HEIC, TIFF) are converted to JPEG.
 BROWSER_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
+# Stored photos that failed to open, so that each is logged as a warning once per process and not on every
+# page view. The photo's row already holds the reason. Capped so a long-running server does not grow it forever.
+_unreadable_logged: set[str] = set()
+UNREADABLE_LOG_CAP = 10_000
 
 
 def thumbnail_file(settings: Settings, stored_path: str, sha256: str) -> Path | None:
@@ -47,7 +51,12 @@ def _cached_jpeg(settings: Settings, stored_path: str, target: Path, size: tuple
     try:
         image = open_photo(resolve(settings.data_dir, stored_path), draft_size=size)
     except PhotoError as exc:
-        log.warning("No preview for %s: %s", stored_path, exc)
+        if stored_path in _unreadable_logged:
+            log.debug("No preview for %s: %s", stored_path, exc)
+        else:
+            log.warning("No preview for %s: %s", stored_path, exc)
+            if len(_unreadable_logged) < UNREADABLE_LOG_CAP:
+                _unreadable_logged.add(stored_path)
         return None
     image.thumbnail(size)
     target.parent.mkdir(parents=True, exist_ok=True)

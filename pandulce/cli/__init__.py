@@ -16,6 +16,8 @@ def configure_logging(verbose: bool = False) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # TorchInductor looks for a CUDA toolkit even on CPU-only machines and warns when there is none.
     logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+    # Alembic logs one INFO line per autogenerate plugin when it is first imported, on every command.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

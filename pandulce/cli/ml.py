@@ -46,7 +46,8 @@ def _training_errors():
 @click.option("--plain-view/--no-plain-view", default=True, show_default=True,
               help="Also train on each photo's plain evaluation view, every other epoch. "
                    "--no-plain-view trains on augmented views only, as the reference recipe did.")
-@click.option("--device", type=DEVICE_CHOICES, default="auto", show_default=True)
+@click.option("--device", type=DEVICE_CHOICES, default="auto", show_default=True,
+              help="Where the model runs; auto picks CUDA when a GPU is present, else the CPU.")
 @click.option("--precision", type=PRECISION_CHOICES, default="auto", show_default=True,
               help="Backbone precision; auto is bf16 on CPUs that support it, mixed precision on CUDA.")
 @COMPILE_OPTION
@@ -88,8 +89,10 @@ def train(dataset, out_dir, backbone, weights, epochs, seed, views, plain_view, 
               help="Results file, .csv or .jsonl.")
 @click.option("--batch-size", type=click.IntRange(1, 1024), default=None,
               help="Photos per backbone batch (default 16 on a CPU, 128 on a GPU).")
-@click.option("--device", type=DEVICE_CHOICES, default="auto", show_default=True)
-@click.option("--precision", type=PRECISION_CHOICES, default="auto", show_default=True)
+@click.option("--device", type=DEVICE_CHOICES, default="auto", show_default=True,
+              help="Where the model runs; auto picks CUDA when a GPU is present, else the CPU.")
+@click.option("--precision", type=PRECISION_CHOICES, default="auto", show_default=True,
+              help="Backbone precision; auto is bf16 on CPUs that support it, mixed precision on CUDA.")
 @COMPILE_OPTION
 def classify(folder, model_dir, out_file, batch_size, device, precision, compile_choice):
     """Classify every photo under FOLDER and write one row per file to --out."""
@@ -138,8 +141,10 @@ def classify(folder, model_dir, out_file, batch_size, device, precision, compile
 @click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--seed", type=int, default=42, show_default=True, help="Seed of the split.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
-@click.option("--device", type=DEVICE_CHOICES, default="auto", show_default=True)
-@click.option("--precision", type=PRECISION_CHOICES, default="auto", show_default=True)
+@click.option("--device", type=DEVICE_CHOICES, default="auto", show_default=True,
+              help="Where the model runs; auto picks CUDA when a GPU is present, else the CPU.")
+@click.option("--precision", type=PRECISION_CHOICES, default="auto", show_default=True,
+              help="Backbone precision; auto is bf16 on CPUs that support it, mixed precision on CUDA.")
 def evaluate(dataset, model_dir, seed, as_json, device, precision):
     """Print a saved model's metrics on the test split of DATASET."""
     from training.artifact import load_artifact

@@ -224,6 +224,12 @@ def models():
     """List, register and activate model versions."""
 
 
+def model_folder(version) -> str:
+    """Return the version's model folder as a path `pandulce classify --model` accepts."""
+    path = Path(version.artifact_path)
+    return str(path if path.is_absolute() else get_settings().data_dir / path)
+
+
 @models.command("list")
 def models_list():
     """List model versions; the active one is marked with *."""
@@ -235,12 +241,13 @@ def models_list():
         if not versions:
             click.echo("No model versions yet; `pandulce train DATASET --out DIR --register` adds one.")
             return
-        click.echo(f"  {'id':>4}  {'name':40}  {'backbone':20}  metrics, created (* marks the active version)")
+        click.echo(f"  {'id':>4}  {'name':40}  {'backbone':20}  metrics, created, model folder "
+                   f"(* marks the active version)")
         for version in versions:
             accuracy = version.metrics.get("test_accuracy")
             accuracy_text = f"test accuracy {accuracy:.4f}" if accuracy is not None else "no metrics"
             click.echo(f"{'*' if version.is_active else ' '} {version.id:4d}  {version.name:40}  {version.backbone:20}"
-                       f"  {accuracy_text}  {version.created_at:%Y-%m-%d %H:%M}")
+                       f"  {accuracy_text}  {version.created_at:%Y-%m-%d %H:%M}  {model_folder(version)}")
 
 
 @models.command("activate")
@@ -332,10 +339,15 @@ def training_list():
 
     ensure_schema()
     with session_scope() as session:
-        for run in session.scalars(select(TrainingRun).order_by(TrainingRun.id.desc()).limit(50)):
+        runs = session.scalars(select(TrainingRun).order_by(TrainingRun.id.desc()).limit(50)).all()
+        if not runs:
+            click.echo("No training runs yet; `pandulce training submit DATASET` queues one.")
+            return
+        click.echo(f"{'id':>4}  {'status':8}  {'epochs':>9}  {'test accuracy':>13}  dataset")
+        for run in runs:
             accuracy = (run.metrics or {}).get("test_accuracy")
-            click.echo(f"{run.id:4d}  {run.status.value:8}  epochs {len(run.history):2d}  "
-                       f"{'' if accuracy is None else f'test accuracy {accuracy:.4f}'}  {run.dataset}")
+            accuracy_text = "" if accuracy is None else f"{accuracy:.4f}"
+            click.echo(f"{run.id:4d}  {run.status.value:8}  {len(run.history):>9d}  {accuracy_text:>13}  {run.dataset}")
 
 
 def register(group: click.Group) -> None:

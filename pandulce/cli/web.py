@@ -64,8 +64,10 @@ def users():
 
 @users.command("create")
 @click.argument("username")
-@click.option("--password", default=None, help="Password (default: ask for it).")
-@click.option("--admin", is_flag=True, help="Let the user see every user's jobs.")
+@click.option("--password", default=None,
+              help="Password, at least 8 characters (default: ask for it on the terminal).")
+@click.option("--admin", is_flag=True, help="Make the user an administrator: sees every user's jobs, trains and "
+                                             "activates model versions.")
 def users_create(username, password, admin):
     """Create the user USERNAME."""
     from pandulce.cli.queue import ensure_schema
