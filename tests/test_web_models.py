@@ -421,7 +421,8 @@ def test_api_model_detail_has_metrics_and_plots(api, registered):
     assert response.json["weights"] == registered["manifest"]["weights"]
     assert sorted(response.json["plots"]) == sorted(PLOTS)
     plot = api.client.get(response.json["plots"]["loss"], headers=api.headers)
-    assert plot.status_code == 200 and plot.mimetype == "image/png"
+    assert plot.status_code == 200
+    assert plot.mimetype == "image/png"
 
 
 @pytest.mark.parametrize("method, path", [("get", "/models"), ("get", "/models/{id}"),

@@ -23,7 +23,7 @@ JPEG_QUALITY = 85
 # Formats every current browser shows in an <img>; others (HEIC, TIFF) are converted to JPEG.
 BROWSER_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
 # Stored photos that failed to open, so that each is logged as a warning once per process and not on every
-# page view. The photo's row already holds the reason. Capped so a long-running server does not grow it forever.
+# page view. The photo's row already contains the reason. Capped so a long-running server does not grow it forever.
 _unreadable_logged: set[str] = set()
 UNREADABLE_LOG_CAP = 10_000
 
