@@ -142,7 +142,10 @@ def test_invalid_filter_is_rejected(client, results_stack, query):
     response = client.get(f"/jobs/{results_stack.job_id}/results?{query}")
 
     assert response.status_code == 400
-    assert "<html" in response.text
+    assert 'id="filter-error"' in response.text
+    assert "No se aplicó el filtro:" in response.text
+    assert 'id="filters"' in response.text
+    assert shown_names(response.text)
 
 
 def photo_id_named(client, job_id, name) -> int:

@@ -9,6 +9,7 @@ from flask_babel import gettext as _
 from markupsafe import Markup, escape
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from werkzeug.datastructures import MultiDict
 
 from pandulce.db import BatchJob, Photo, get_sessionmaker
 from pandulce.exports import render
@@ -17,6 +18,7 @@ from web.access import load_job, load_photo
 from web.browse import parse_filter, query_results
 from web.database import get_db
 from web.i18n import photo_error_texts
+from web.messages import WebError
 from web.thumbnails import display_file, thumbnail_file
 
 bp = Blueprint("results", __name__, url_prefix="/jobs/<job_id>")
@@ -38,12 +40,19 @@ def results(job_id):
     classes = list(job.model_version.classes)
     view = request.args.get("view") if request.args.get("view") in VIEWS else "grid"
 
-    result_filter = parse_filter(request.args, classes, scale=100,
-                                 default_per_page=current_app.config["RESULTS_PER_PAGE"],
-                                 max_per_page=current_app.config["RESULTS_MAX_PER_PAGE"])
+    limits = {"scale": 100, "default_per_page": current_app.config["RESULTS_PER_PAGE"],
+              "max_per_page": current_app.config["RESULTS_MAX_PER_PAGE"]}
+    filter_error = None
+    try:
+        result_filter = parse_filter(request.args, classes, **limits)
+    except WebError as error:
+        # Keep the filter form on screen: show every photo, with the reason the filter was not applied.
+        filter_error = error.message
+        result_filter = parse_filter(MultiDict(), classes, **limits)
     page = query_results(get_db(), job, result_filter)
-    return render_template("results/results.html", job=job, classes=classes, page=page, view=view,
-                           result_filter=result_filter, page_url=page_url)
+    html = render_template("results/results.html", job=job, classes=classes, page=page, view=view,
+                           result_filter=result_filter, page_url=page_url, filter_error=filter_error)
+    return html, 400 if filter_error else 200
 
 
 @bp.app_template_filter("breakable_path")
