@@ -300,12 +300,12 @@ def test_plot_language_follows_lang_parameter(client, registered, name):
 
 def test_plot_falls_back_to_english(client, registered):
     translated = registered["model_dir"] / "loss.es.png"
-    kept = translated.read_bytes()
+    translated_bytes = translated.read_bytes()
     translated.unlink()
     try:
         response = client.get(f"/models/{registered['id']}/plots/loss.png?lang=es")
     finally:
-        translated.write_bytes(kept)
+        translated.write_bytes(translated_bytes)
 
     assert response.status_code == 200
     assert response.data == (registered["model_dir"] / "loss.png").read_bytes()

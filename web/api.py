@@ -13,7 +13,7 @@ from flask_babel import gettext as _
 from sqlalchemy import func, select
 
 from pandulce.db import BatchJob, TrainingRun, User
-from pandulce.jobs import JobError, cancel_job, prediction_map
+from pandulce.jobs import prediction_map
 from training.classes import REFERENCE_CLASSES
 from web.access import load_job, load_photo, visible_jobs
 from web.accounts import SignedInUser, user_for_token
@@ -21,7 +21,7 @@ from web.browse import parse_filter, photo_summary, query_results
 from web.database import get_db
 from web.errors import error_response
 from web.i18n import class_description, class_label, photo_error_text
-from web.jobs import job_status, retry_job
+from web.jobs import job_status, retry_job, stop_job
 from web.messages import WebError
 from web.model_versions import (activate_as_admin, list_versions, load_version, send_plot, version_detail,
                                 version_summary)
@@ -238,11 +238,7 @@ def cancel(job_id):
     """Cancel a queued or running job."""
     job = load_job(job_id)
 
-    try:
-        cancel_job(get_db(), job)
-    except JobError as exc:
-        raise WebError.from_code(exc.code, str(exc)) from exc
-    get_db().commit()
+    stop_job(job)
     return jsonify(job_status(job))
 
 

@@ -54,12 +54,7 @@ def cancel(job_id):
     """Cancel a queued or running job."""
     job = load_job(job_id)
 
-    try:
-        cancel_job(get_db(), job)
-    except JobError as exc:
-        raise WebError.from_code(exc.code, str(exc)) from exc
-    get_db().commit()
-
+    stop_job(job)
     flash(_("The job was cancelled; photos already classified keep their results."), "info")
     return redirect(url_for("jobs.job_page", job_id=job.id), code=303)
 
@@ -75,6 +70,15 @@ def retry(job_id):
     flash(ngettext("%(num)s failed photo is queued again.", "%(num)s failed photos are queued again.", count),
           "info")
     return redirect(url_for("jobs.job_page", job_id=job.id), code=303)
+
+
+def stop_job(job: BatchJob) -> None:
+    """Cancel a queued or running job, or raise WebError when it has already ended."""
+    try:
+        cancel_job(get_db(), job)
+    except JobError as exc:
+        raise WebError.from_code(exc.code, str(exc)) from exc
+    get_db().commit()
 
 
 def retry_job(job: BatchJob) -> list[int]:
